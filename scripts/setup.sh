@@ -1,0 +1,28 @@
+#!/bin/sh
+# setup.sh: installs the Debian 12 packages kiln needs, skipping those already present.
+# Idempotent; needs root (or sudo) only when something is missing.
+set -eu
+
+PACKAGES="gcc libc6-dev binutils pkg-config meson ninja-build
+  llvm-19-dev lld-19 libsqlite3-dev libcjson-dev check libsubunit-dev
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev libxgboost-dev"
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+
+if [ -z "$missing" ]; then
+  echo "setup: all packages present"
+  exit 0
+fi
+
+echo "setup: installing$missing"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

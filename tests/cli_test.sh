@@ -1,0 +1,54 @@
+#!/bin/sh
+# cli_test.sh KILN SRCDIR: the `kiln` command line as a user runs it: the quick-start job on the
+# bundled model, and clear errors (exit status 1, no crash) for bad input.
+set -u
+kiln="$1"
+src="$2"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+# expect STATUS PATTERN CMD...: runs CMD, checks its exit status and that PATTERN occurs in
+# its output (stdout and stderr together).
+expect() {
+  want="$1"; pattern="$2"; shift 2
+  out=$("$@" 2>&1); got=$?
+  if [ "$got" != "$want" ] || ! printf '%s' "$out" | grep -q -- "$pattern"; then
+    echo "FAIL: $* -> status $got (want $want), output lacks '$pattern':"; printf '%s\n' "$out"
+    failures=$((failures + 1))
+  else
+    echo "ok: $*"
+  fi
+}
+
+expect 0 "bit-identical" "$kiln" tir "$src/tools/models/default.tir"
+expect 0 "out .*sum" "$kiln" tir "$src/tools/models/default.tir" --quiet
+# the simplifier removes the extent-1 loop and the "* 1 + 0" of the default model
+expect 0 "after simplification" "$kiln" tir "$src/tools/models/default.tir"
+out=$("$kiln" tir "$src/tools/models/default.tir" 2>&1)
+if printf '%s' "$out" | grep -q "range(0, 1)\|\* 1 + 0"; then
+  echo "FAIL: the simplified default model still has an extent-1 loop or '* 1 + 0'"; failures=$((failures + 1))
+fi
+expect 0 "kiln 0" "$kiln" version
+expect 0 "usage" "$kiln" help
+expect 1 "usage" "$kiln"
+expect 1 "unknown command 'frobnicate'" "$kiln" frobnicate
+expect 1 "cannot open" "$kiln" tir "$tmp/missing.tir"
+expect 1 "no file given" "$kiln" tir
+expect 1 "unknown option '--bogus'" "$kiln" tir "$src/tools/models/default.tir" --bogus
+expect 1 "no function 'nope'" "$kiln" tir "$src/tools/models/default.tir" --func nope
+
+printf 'func @f(A: buffer(float32, [4])) {\n  A[0] = 1f32\n}\n' > "$tmp/bad.tir"
+expect 1 "bad.tir:3:1" "$kiln" tir "$tmp/bad.tir"
+printf 'func @f(A: buffer(float32, [4])) {\n  A[0] = 1;\n}\n' > "$tmp/type.tir"
+expect 1 "int32" "$kiln" tir "$tmp/type.tir"
+head -c 900 "$src/tools/models/default.tir" > "$tmp/trunc.tir"
+expect 1 "trunc.tir" "$kiln" tir "$tmp/trunc.tir"
+printf 'func @g(n: int32, A: buffer(float32, [n])) {\n  for i: int32 in range(0, n) {\n    A[i] = 2f32;\n  }\n}\n' > "$tmp/sym.tir"
+expect 1 "needs a value" "$kiln" tir "$tmp/sym.tir"
+expect 0 "A  *float32 *\[2, 2, 2\]" "$kiln" tir "$tmp/sym.tir" --set n=3
+printf 'func @h(A: buffer(float32, [4])) {\n  for i: int32 in range(0, 5) {\n    A[i] = 2f32;\n  }\n}\n' > "$tmp/oob.tir"
+expect 1 "out of bounds" "$kiln" tir "$tmp/oob.tir"
+
+if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
+echo "all CLI checks passed"

@@ -1,0 +1,379 @@
+/* kiln.c: the `kiln` command line. Until the model compiler lands, its main job is `kiln tir`:
+ * parse a TIR program, verify it, simplify it, and run the original and the simplified
+ * program with the reference interpreter on the same deterministic inputs, showing that the
+ * simplifier kept the meaning. Sub-commands report errors and exit with status 1; they never
+ * crash on bad input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/arith.h"
+#include "ir/text.h"
+#include "ir/verify.h"
+#include "kiln/kiln.h"
+
+static const char usage[] =
+    "usage: kiln <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  tir FILE [--func NAME] [--set NAME=VALUE ...] [--no-run] [--quiet]\n"
+    "        parse, verify and simplify a TIR program, then interpret every function (or\n"
+    "        NAME) on deterministic inputs, before and after simplification; scalar\n"
+    "        parameters take their values from --set\n"
+    "  version        print the kiln version\n"
+    "  help           print this text\n";
+
+/* Values given with --set NAME=VALUE for scalar parameters. */
+typedef struct setting {
+  const char *name;
+  long long value;
+} setting;
+
+typedef struct options {
+  const char *file;
+  const char *func;
+  setting sets[32];
+  int nsets;
+  int run;
+  int quiet;
+} options;
+
+static int fail(const char *what, kiln_context *ctx) {
+  fprintf(stderr, "kiln: %s: %s\n", what, ctx ? kiln_context_errmsg(ctx) : kiln_last_error());
+  return 1;
+}
+
+/* float16 / bfloat16 bits to float, for display. */
+static double half_to_double(uint16_t h) {
+  int e = (h >> 10) & 31, m = h & 1023;
+  double v = e == 0 ? m / 1024.0 / 16384.0 : e == 31 ? (m ? 0.0 / 0.0 : 1.0 / 0.0)
+                                                     : (1 + m / 1024.0) * ((double)(1 << e) / 32768.0);
+  return (h & 0x8000) ? -v : v;
+}
+
+static double element(kiln_dtype t, const unsigned char *p) {
+  switch (t.code) {
+  case KILN_TYPE_FLOAT:
+    if (t.bits == 32) return *(const float *)p;
+    if (t.bits == 64) return *(const double *)p;
+    return half_to_double(*(const uint16_t *)p);
+  case KILN_TYPE_BFLOAT: {
+    uint32_t bits = (uint32_t) * (const uint16_t *)p << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+  }
+  case KILN_TYPE_INT:
+    if (t.bits == 8) return *(const int8_t *)p;
+    if (t.bits == 16) return *(const int16_t *)p;
+    if (t.bits == 32) return *(const int32_t *)p;
+    return (double)*(const int64_t *)p;
+  case KILN_TYPE_UINT:
+    if (t.bits == 8) return *(const uint8_t *)p;
+    if (t.bits == 16) return *(const uint16_t *)p;
+    if (t.bits == 32) return *(const uint32_t *)p;
+    return (double)*(const uint64_t *)p;
+  case KILN_TYPE_BOOL: return *p != 0;
+  }
+  return 0;
+}
+
+/* Writes v into one element of type t (inputs are small integers or eighths: exact in
+ * every type; float16/bfloat16 get the bits of the nearest value by truncation). */
+static void set_element(kiln_dtype t, unsigned char *p, double v) {
+  switch (t.code) {
+  case KILN_TYPE_FLOAT:
+    if (t.bits == 32) *(float *)p = (float)v;
+    else if (t.bits == 64) *(double *)p = v;
+    else {
+      float f = (float)v;
+      uint32_t b;
+      memcpy(&b, &f, sizeof b);
+      int e = (int)((b >> 23) & 255) - 127 + 15;
+      uint16_t h = (uint16_t)((b >> 16) & 0x8000);
+      if (f != 0 && e > 0 && e < 31) h |= (uint16_t)(e << 10 | ((b >> 13) & 1023));
+      *(uint16_t *)p = h;
+    }
+    break;
+  case KILN_TYPE_BFLOAT: {
+    float f = (float)v;
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    *(uint16_t *)p = (uint16_t)(b >> 16);
+    break;
+  }
+  case KILN_TYPE_INT:
+  case KILN_TYPE_UINT: {
+    long long x = (long long)v;
+    memcpy(p, &x, t.bits / 8); /* little-endian: the low bytes */
+    break;
+  }
+  case KILN_TYPE_BOOL: *p = v != 0; break;
+  }
+}
+
+static long long setting_value(const options *o, const char *name, int *found) {
+  for (int i = 0; i < o->nsets; i++)
+    if (strcmp(o->sets[i].name, name) == 0) {
+      *found = 1;
+      return o->sets[i].value;
+    }
+  *found = 0;
+  return 0;
+}
+
+/* The memory of one run: one block per parameter. */
+typedef struct run_args {
+  int n;
+  void *data[64];
+  size_t bytes[64];
+  long long count[64];
+} run_args;
+
+static void free_args(run_args *r) {
+  for (int i = 0; i < r->n; i++) free(r->data[i]);
+  r->n = 0;
+}
+
+/* Evaluates a buffer dimension: a constant, or an expression of scalar parameters whose
+ * values come from --set (substituted, then simplified to a constant). */
+static int eval_dim(kiln_context *ctx, ir_arena *a, const ir_func *f, const options *o,
+                    ir_expr *e, long long *out) {
+  ir_var *vars[64];
+  ir_expr *vals[64];
+  int nv = 0;
+  for (int i = 0; i < f->nparams && nv < 64; i++) {
+    ir_var *v = ir_as_var(f->params[i]);
+    int found;
+    long long x = v ? setting_value(o, v->name, &found) : 0;
+    if (v && found) {
+      vars[nv] = v;
+      vals[nv++] = ir_int(a, v->h.dtype, x);
+    }
+  }
+  ir_expr *s = ir_substitute(a, e, nv, vars, vals);
+  ir_analyzer *an = s ? ir_analyzer_new(a) : NULL;
+  ir_expr *c = an ? ir_simplify_expr(an, s) : NULL;
+  ir_analyzer_free(an);
+  ir_int_imm *imm = ir_as_int(c);
+  if (!imm) {
+    fprintf(stderr, "kiln: function '%s': a buffer dimension depends on a scalar parameter "
+                    "without a value; pass --set NAME=VALUE (%s)\n",
+            f->name, kiln_context_errmsg(ctx));
+    return 1;
+  }
+  *out = imm->value;
+  return 0;
+}
+
+/* The number of elements the memory of b spans: the product of its shape when dense, else
+ * elem_offset + sum((shape[d] - 1) * stride[d]) + 1 with explicit strides. */
+static int buffer_elements(kiln_context *ctx, ir_arena *a, const ir_func *f, const options *o,
+                           const ir_buffer *b, long long *out) {
+  const long long limit = 1LL << 31;
+  long long count = 1, span = 0, offset = 0;
+  for (int d = 0; d < b->ndim; d++) {
+    long long dim, stride = 0;
+    if (eval_dim(ctx, a, f, o, b->shape[d], &dim)) return 1;
+    if (b->nstrides && eval_dim(ctx, a, f, o, b->strides[d], &stride)) return 1;
+    if (dim < 0 || dim > limit || stride < 0 || stride > limit ||
+        (dim > 0 && count > limit / dim)) {
+      fprintf(stderr, "kiln: buffer '%s' has a bad or too large shape\n", b->name);
+      return 1;
+    }
+    count *= dim;
+    if (dim > 0) span += (dim - 1) * stride;
+  }
+  if (b->elem_offset && eval_dim(ctx, a, f, o, b->elem_offset, &offset)) return 1;
+  if (offset < 0 || offset > limit || span > limit) {
+    fprintf(stderr, "kiln: buffer '%s' has a bad or too large offset\n", b->name);
+    return 1;
+  }
+  if (b->nstrides) count = count ? offset + span + 1 : 0;
+  else count += offset; /* dense row-major after the offset */
+  *out = count;
+  return 0;
+}
+
+/* Allocates and fills the arguments of f: buffer i holds ((j * 7 + i * 3) % 17 - 8) / 8 at
+ * element j (small exact values of both signs); scalars come from --set. */
+static int make_args(kiln_context *ctx, ir_arena *a, const ir_func *f, const options *o,
+                     run_args *r) {
+  r->n = 0;
+  if (f->nparams > 64) {
+    fprintf(stderr, "kiln: function '%s' has more than 64 parameters\n", f->name);
+    return 1;
+  }
+  for (int i = 0; i < f->nparams; i++) {
+    const ir_node *p = f->params[i];
+    ir_buffer *b = ir_as_buffer(p);
+    long long count = 1;
+    kiln_dtype t = p->dtype;
+    if (b && buffer_elements(ctx, a, f, o, b, &count)) return 1;
+    size_t esize = kiln_dtype_bytes(t);
+    size_t bytes = (size_t)(count ? count : 1) * esize;
+    unsigned char *mem = calloc(1, bytes);
+    if (!mem) {
+      fprintf(stderr, "kiln: out of memory\n");
+      return 1;
+    }
+    r->data[r->n] = mem;
+    r->bytes[r->n] = bytes;
+    r->count[r->n] = b ? count : 1;
+    r->n++;
+    if (b) {
+      for (long long j = 0; j < count; j++)
+        set_element(t, mem + j * esize, ((j * 7 + i * 3) % 17 - 8) / 8.0);
+    } else {
+      int found;
+      long long v = setting_value(o, ((ir_var *)p)->name, &found);
+      if (!found) {
+        fprintf(stderr, "kiln: scalar parameter '%s' of '%s' needs a value: --set %s=VALUE\n",
+                ((ir_var *)p)->name, f->name, ((ir_var *)p)->name);
+        return 1;
+      }
+      set_element(t, mem, (double)v);
+    }
+  }
+  return 0;
+}
+
+static void print_buffer(const ir_node *p, const run_args *r, int i) {
+  ir_buffer *b = ir_as_buffer(p);
+  if (!b) return;
+  size_t esize = kiln_dtype_bytes(p->dtype);
+  double sum = 0;
+  for (long long j = 0; j < r->count[i]; j++)
+    sum += element(p->dtype, (unsigned char *)r->data[i] + j * esize);
+  char dt[32];
+  printf("  %-8s %-8s [", b->name, kiln_dtype_str(p->dtype, dt, sizeof dt));
+  for (long long j = 0; j < r->count[i] && j < 8; j++)
+    printf("%s%g", j ? ", " : "", element(p->dtype, (unsigned char *)r->data[i] + j * esize));
+  printf("%s]  sum %g\n", r->count[i] > 8 ? ", ..." : "", sum);
+}
+
+static int cmd_tir(const options *o) {
+  kiln_context *ctx;
+  if (kiln_context_new(&ctx)) return fail("cannot create a context", NULL);
+  int rc = 1;
+  kiln_tir_module *mod = NULL, *simple = NULL;
+  char *text = NULL;
+  run_args before = {0}, after = {0};
+
+  if (kiln_tir_module_parse_file(ctx, o->file, &mod)) {
+    fprintf(stderr, "kiln: %s:%s\n", o->file, kiln_context_errmsg(ctx));
+    goto done;
+  }
+  if (kiln_tir_module_verify(mod)) {
+    fail("verification failed", ctx);
+    goto done;
+  }
+  if (kiln_tir_module_simplify(mod, &simple) || kiln_tir_module_verify(simple)) {
+    fail("simplification failed", ctx);
+    goto done;
+  }
+  if (kiln_tir_module_print(simple, &text)) {
+    fail("printing failed", ctx);
+    goto done;
+  }
+  if (!o->quiet) printf("# %s after simplification:\n%s\n", o->file, text);
+
+  int ran = 0;
+  for (int fi = 0; o->run && fi < mod->nfuncs; fi++) {
+    ir_func *f = mod->funcs[fi];
+    if (o->func && strcmp(o->func, f->name) != 0) continue;
+    ran++;
+    if (make_args(ctx, mod->arena, f, o, &before) || make_args(ctx, mod->arena, f, o, &after))
+      goto done;
+    if (kiln_tir_module_interpret(mod, f->name, before.n, before.data)) {
+      fprintf(stderr, "kiln: running '%s': %s\n", f->name, kiln_context_errmsg(ctx));
+      goto done;
+    }
+    if (kiln_tir_module_interpret(simple, f->name, after.n, after.data)) {
+      fprintf(stderr, "kiln: running simplified '%s': %s\n", f->name, kiln_context_errmsg(ctx));
+      goto done;
+    }
+    int same = 1;
+    for (int i = 0; i < before.n; i++)
+      if (memcmp(before.data[i], after.data[i], before.bytes[i]) != 0) same = 0;
+    printf("@%s: ran with the reference interpreter; buffers after the run:\n", f->name);
+    for (int i = 0; i < f->nparams; i++) print_buffer(f->params[i], &before, i);
+    printf("  simplified program gives %s results\n", same ? "bit-identical" : "DIFFERENT");
+    free_args(&before);
+    free_args(&after);
+    if (!same) goto done;
+  }
+  if (o->func && !ran) {
+    fprintf(stderr, "kiln: no function '%s' in %s\n", o->func, o->file);
+    goto done;
+  }
+  rc = 0;
+done:
+  free_args(&before);
+  free_args(&after);
+  kiln_string_free(ctx, text);
+  kiln_tir_module_free(simple);
+  kiln_tir_module_free(mod);
+  kiln_context_free(ctx);
+  return rc;
+}
+
+static int parse_tir_options(int argc, char **argv, options *o) {
+  memset(o, 0, sizeof *o);
+  o->run = 1;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--func") == 0 && i + 1 < argc) {
+      o->func = argv[++i];
+    } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
+      char *eq = strchr(argv[++i], '=');
+      char *end;
+      if (!eq || eq == argv[i] || o->nsets == 32) {
+        fprintf(stderr, "kiln: --set takes NAME=VALUE, not '%s'\n", argv[i]);
+        return 1;
+      }
+      *eq = 0;
+      long long v = strtoll(eq + 1, &end, 10);
+      if (*end || end == eq + 1) {
+        fprintf(stderr, "kiln: --set %s: '%s' is not an integer\n", argv[i], eq + 1);
+        return 1;
+      }
+      o->sets[o->nsets++] = (setting){argv[i], v};
+    } else if (strcmp(a, "--no-run") == 0) {
+      o->run = 0;
+    } else if (strcmp(a, "--quiet") == 0) {
+      o->quiet = 1;
+    } else if (a[0] == '-') {
+      fprintf(stderr, "kiln tir: unknown option '%s'\n%s", a, usage);
+      return 1;
+    } else if (!o->file) {
+      o->file = a;
+    } else {
+      fprintf(stderr, "kiln tir: more than one file given ('%s')\n", a);
+      return 1;
+    }
+  }
+  if (!o->file) {
+    fprintf(stderr, "kiln tir: no file given\n%s", usage);
+    return 1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+    printf("kiln %s\n", kiln_version());
+    return 0;
+  }
+  if (strcmp(argv[1], "tir") == 0) {
+    options o;
+    if (parse_tir_options(argc - 2, argv + 2, &o)) return 1;
+    return cmd_tir(&o);
+  }
+  fprintf(stderr, "kiln: unknown command '%s'\n%s", argv[1], usage);
+  return 1;
+}
