@@ -68,7 +68,9 @@ bool ir_arith_bound_usable(ir_interval r, kiln_dtype t);
 bool ir_arith_iv_add(ir_interval a, ir_interval b, ir_interval *r);
 bool ir_arith_iv_mul(ir_interval a, ir_interval b, ir_interval *r);
 
-/* r if every value in it is a value of t (so no wrap-around happened), else t's range. */
+/* Where the values of an operation of type t lie when r holds its exact (unwrapped) results
+ * and the operation wraps modulo 2^bits: r itself if it lies inside t; else r moved by a
+ * multiple of 2^bits if that lands inside t; else t's whole range. */
 ir_interval ir_arith_fit(ir_interval r, kiln_dtype t);
 
 #endif

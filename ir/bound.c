@@ -3,11 +3,12 @@
  * take, by interval arithmetic whose every step is checked for int64 overflow; simplify.c
  * asks it to decide comparisons, min/max and the division rules.
  *
- * Soundness: an interval is only returned when all of its values are values of the
- * expression's dtype; if the arithmetic leaves the dtype's range (the program may wrap
- * around) or overflows int64, the result is the dtype's whole range. So bounds hold even for
- * programs that rely on wrap-around (uint8 arithmetic, say). Division by zero has no value
- * (it is a runtime error), so divisors are bounded as if they were never zero. */
+ * Soundness: bounds hold even for programs that rely on wrap-around (uint8 arithmetic, say).
+ * Each operation's exact results are computed as an interval; when it leaves the dtype, the
+ * program's values are those results modulo 2^bits, so the interval is moved into the dtype
+ * by a multiple of 2^bits when it fits there whole, and is the dtype's whole range otherwise
+ * (also when int64 itself overflows). Division by zero has no value (it is a runtime error),
+ * so divisors are bounded as if they were never zero. */
 #include <string.h>
 
 #include "arith_internal.h"
@@ -48,7 +49,20 @@ static bool is_uint64(kiln_dtype t) { return t.code == KILN_TYPE_UINT && t.bits 
 ir_interval ir_arith_fit(ir_interval r, kiln_dtype t) {
   ir_interval d = ir_arith_dtype_range(t);
   ir_interval ok = is_uint64(t) ? (ir_interval){0, INT64_MAX} : d;
-  if (r.min >= ok.min && r.max <= ok.max && r.min <= r.max) return r;
+  if (r.min > r.max) return d;
+  if (r.min >= ok.min && r.max <= ok.max) return r;
+  /* The program's value is r's exact value modulo 2^bits. When r is narrower than 2^bits,
+   * moving it by the multiple of 2^bits that brings r.min into the type may land all of it
+   * inside: then that is where the wrapped values lie (uint8 [250, 255] + 10 is [4, 9]). */
+  if ((t.code == KILN_TYPE_INT || t.code == KILN_TYPE_UINT) && t.bits >= 1 && t.bits < 64) {
+    uint64_t m = (uint64_t)1 << t.bits, width = (uint64_t)r.max - (uint64_t)r.min;
+    if (width < m) {
+      uint64_t low = (uint64_t)r.min & (m - 1);
+      int64_t lo = (int64_t)low;
+      if (t.code == KILN_TYPE_INT && low >= m / 2) lo -= (int64_t)m; /* sign-extend */
+      if (lo + (int64_t)width <= d.max) return (ir_interval){lo, lo + (int64_t)width};
+    }
+  }
   return d;
 }
 
@@ -325,7 +339,8 @@ static int learn(ir_analyzer *an, const ir_expr *c, bool negate, ir_scope *buf, 
     const ir_binary *b = (const ir_binary *)c;
     if (!ir_dt_is_int(b->a->dtype) || b->a->dtype.lanes != 1) return n;
     int op = negate ? negate_cmp(c->kind) : c->kind;
-    if (b->a->kind == IR_VAR) n = constrain(an, (const ir_var *)b->a, op, bound(an, b->b), buf, cap, n);
+    if (b->a->kind == IR_VAR)
+      n = constrain(an, (const ir_var *)b->a, op, bound(an, b->b), buf, cap, n);
     if (b->b->kind == IR_VAR)
       n = constrain(an, (const ir_var *)b->b, flip_cmp(op), bound(an, b->a), buf, cap, n);
     return n;

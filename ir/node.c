@@ -61,9 +61,22 @@
   4, {F(ir_func, NAME, name), FA(ir_func, DEFS, params, nparams),                   \
       FA(ir_func, NODES, attrs, nattrs), F(ir_func, NODE, body)}
 
-#define KIND_INFO(e, n, s, c) [IR_##e] = {n, c, sizeof(s), FIELDS_##s},
+#define KIND_INFO(e, n, s, c) \
+  [IR_##e] = {n, c, sizeof(s), FIELDS_##s, IR_##e == IR_VAR ? IR_KIND_BINDING : 0},
 const ir_kind_info ir_kinds[IR_KIND_COUNT] = {IR_NODE_KINDS(KIND_INFO)};
 #undef KIND_INFO
+
+/* The registered extension table (one layer registers: the graph IR). */
+static const ir_kind_table *ext_kinds;
+
+void ir_register_kinds(const ir_kind_table *t) { ext_kinds = t; }
+
+const ir_kind_info *ir_kind_info_of(int kind) {
+  if (kind >= 0 && kind < IR_KIND_COUNT) return &ir_kinds[kind];
+  const ir_kind_table *t = ext_kinds;
+  if (t && kind >= t->first && kind < t->first + t->count) return &t->infos[kind - t->first];
+  return NULL;
+}
 
 static const struct {
   const char *name;
@@ -110,10 +123,45 @@ static ir_node **field_nodes(const ir_node *n, const ir_field *f) {
   return *(ir_node ***)FIELD_PTR(n, f);
 }
 
+uint64_t ir_hash_extra(uint64_t h, const ir_node *n, const ir_field *f) {
+  if (f->kind == IR_F_I64S) {
+    int32_t cnt = field_count(n, f);
+    const int64_t *v = *(int64_t *const *)FIELD_PTR(n, f);
+    h = ir_hash_mix(h, (uint64_t)cnt);
+    for (int32_t j = 0; j < cnt; j++) h = ir_hash_mix(h, (uint64_t)v[j]);
+    return h;
+  }
+  int64_t size = *(const int64_t *)((const char *)n + f->count_offset);
+  const unsigned char *p = *(const unsigned char *const *)FIELD_PTR(n, f);
+  h = ir_hash_mix(h, (uint64_t)size);
+  uint64_t w = 0xcbf29ce484222325ull; /* FNV-1a over the bytes, eight at a time */
+  int64_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t x;
+    memcpy(&x, p + i, 8);
+    w = (w ^ x) * 0x100000001b3ull;
+  }
+  for (; i < size; i++) w = (w ^ p[i]) * 0x100000001b3ull;
+  return ir_hash_mix(h, w);
+}
+
+bool ir_fields_extra_equal(const ir_node *a, const ir_node *b, const ir_field *f) {
+  if (f->kind == IR_F_I64S) {
+    int32_t na = field_count(a, f), nb = field_count(b, f);
+    return na == nb && (na == 0 || memcmp(*(int64_t *const *)FIELD_PTR(a, f),
+                                          *(int64_t *const *)FIELD_PTR(b, f),
+                                          sizeof(int64_t) * (size_t)na) == 0);
+  }
+  int64_t sa = *(const int64_t *)((const char *)a + f->count_offset);
+  int64_t sb = *(const int64_t *)((const char *)b + f->count_offset);
+  return sa == sb && (sa == 0 || memcmp(*(void *const *)FIELD_PTR(a, f),
+                                        *(void *const *)FIELD_PTR(b, f), (size_t)sa) == 0);
+}
+
 /* The content hash of the header: kind, dtype, structural scalars and the children's own
  * content hashes. Names are left out; a variable hashes as its kind and dtype. */
 static uint64_t content_hash(const ir_node *n) {
-  const ir_kind_info *k = &ir_kinds[n->kind];
+  const ir_kind_info *k = ir_kind_info_of(n->kind);
   uint64_t h = ir_hash_mix(0x6b696c6e, n->kind);
   h = ir_hash_mix(h, (uint64_t)n->dtype.code << 32 | (uint64_t)n->dtype.bits << 16 | n->dtype.lanes);
   for (int i = 0; i < k->nfields; i++) {
@@ -139,6 +187,8 @@ static uint64_t content_hash(const ir_node *n) {
     case IR_F_F64: h = ir_hash_f64(h, *(double *)FIELD_PTR(n, f)); break;
     case IR_F_STR: h = ir_hash_str(h, *(const char **)FIELD_PTR(n, f)); break;
     case IR_F_NAME: break;
+    case IR_F_I64S:
+    case IR_F_BYTES: h = ir_hash_extra(h, n, f); break;
     }
   }
   return h;
@@ -605,7 +655,16 @@ static ir_node *check_node(ir_arena *a, ir_node *n) {
 
 ir_node *ir_node_finish(ir_arena *a, ir_node *n) {
   if (!n) return NULL;
-  if (!check_node(a, n)) return NULL;
+  if (n->kind >= IR_KIND_COUNT) {
+    const ir_kind_table *t = ext_kinds;
+    if (!t || n->kind < t->first || n->kind >= t->first + t->count) {
+      ir_fail(a->ctx, n->span, KILN_ERR_INTERNAL, "node kind %d is not registered", n->kind);
+      return NULL;
+    }
+    if (!t->check(a, n)) return NULL;
+  } else if (!check_node(a, n)) {
+    return NULL;
+  }
   n->hash = content_hash(n);
   return n;
 }
@@ -613,7 +672,7 @@ ir_node *ir_node_finish(ir_arena *a, ir_node *n) {
 /* ---- Constructors -------------------------------------------------------------------- */
 
 static void *node_alloc(ir_arena *a, int kind, kiln_dtype t) {
-  ir_node *n = ir_arena_alloc(a, ir_kinds[kind].size);
+  ir_node *n = ir_arena_alloc(a, ir_kind_info_of(kind)->size);
   if (!n) return NULL;
   n->kind = (uint8_t)kind;
   n->dtype = t;
@@ -943,7 +1002,7 @@ ir_func *ir_func_new(ir_arena *a, const char *name, int nparams, ir_node *const 
 
 void ir_visit(ir_node *n, bool defs, ir_visit_fn fn, void *ud) {
   if (!n || !fn(n, ud)) return;
-  const ir_kind_info *k = &ir_kinds[n->kind];
+  const ir_kind_info *k = ir_kind_info_of(n->kind);
   for (int i = 0; i < k->nfields; i++) {
     const ir_field *f = &k->fields[i];
     switch ((ir_field_kind)f->kind) {
@@ -965,21 +1024,35 @@ void ir_visit(ir_node *n, bool defs, ir_visit_fn fn, void *ud) {
     case IR_F_I64:
     case IR_F_F64:
     case IR_F_STR:
-    case IR_F_NAME: break;
+    case IR_F_NAME:
+    case IR_F_I64S:
+    case IR_F_BYTES: break;
     }
   }
 }
 
+ir_node *ir_mutate(ir_mutator *m, ir_node *n) {
+  if (!n) return n;
+  if (!m->memo) return m->visit(m, n);
+  ir_node *done = ir_ptrmap_get(m->memo, n);
+  if (done) return done;
+  ir_node *r = m->visit(m, n);
+  if (r && ir_ptrmap_put(m->memo, n, r)) return NULL;
+  return r;
+}
+
 ir_node *ir_mutate_children(ir_mutator *m, ir_node *n) {
   if (!n) return NULL;
-  const ir_kind_info *k = &ir_kinds[n->kind];
+  const ir_kind_info *k = ir_kind_info_of(n->kind);
   ir_node *copy = NULL; /* made on the first changed child */
   for (int i = 0; i < k->nfields; i++) {
     const ir_field *f = &k->fields[i];
-    if (f->kind == IR_F_NODE) {
+    bool single = f->kind == IR_F_NODE || (m->visit_defs && f->kind == IR_F_DEF);
+    bool array = f->kind == IR_F_NODES || (m->visit_defs && f->kind == IR_F_DEFS);
+    if (single) {
       ir_node *c = field_node(n, f);
       if (!c) continue;
-      ir_node *c2 = m->visit(m, c);
+      ir_node *c2 = ir_mutate(m, c);
       if (!c2) return NULL;
       if (c2 == c) continue;
       if (!copy) {
@@ -987,12 +1060,12 @@ ir_node *ir_mutate_children(ir_mutator *m, ir_node *n) {
         memcpy(copy, n, k->size);
       }
       *(ir_node **)FIELD_PTR(copy, f) = c2;
-    } else if (f->kind == IR_F_NODES) {
+    } else if (array) {
       int32_t cnt = field_count(n, f);
       ir_node **arr = field_nodes(n, f);
       ir_node **arr2 = NULL;
       for (int32_t j = 0; j < cnt; j++) {
-        ir_node *c2 = m->visit(m, arr[j]);
+        ir_node *c2 = ir_mutate(m, arr[j]);
         if (!c2) return NULL;
         if (c2 == arr[j]) continue;
         if (!arr2 && !(arr2 = ir_arena_copy_nodes(m->arena, cnt, (void *const *)arr))) return NULL;
@@ -1047,7 +1120,7 @@ static ir_node *copy_node(ir_arena *dst, ir_ptrmap *done, const ir_node *n) {
   if (!n) return NULL;
   ir_node *c = ir_ptrmap_get(done, n);
   if (c) return c;
-  const ir_kind_info *k = &ir_kinds[n->kind];
+  const ir_kind_info *k = ir_kind_info_of(n->kind);
   if (!(c = ir_arena_alloc(dst, k->size))) return NULL;
   memcpy(c, n, k->size); /* header (hash, dtype, span) and scalar fields stay as they are */
   for (int i = 0; i < k->nfields; i++) {
@@ -1079,6 +1152,23 @@ static ir_node *copy_node(ir_arena *dst, ir_ptrmap *done, const ir_node *n) {
       char *s2 = str ? ir_arena_strdup(dst, str) : NULL;
       if (str && !s2) return NULL;
       *(char **)FIELD_PTR(c, f) = s2;
+      break;
+    }
+    case IR_F_I64S: {
+      int32_t cnt = field_count(n, f);
+      const int64_t *v = *(int64_t *const *)FIELD_PTR(n, f);
+      int64_t *v2 = cnt ? ir_arena_alloc(dst, sizeof(int64_t) * (size_t)cnt) : NULL;
+      if (cnt && !v2) return NULL;
+      if (cnt) memcpy(v2, v, sizeof(int64_t) * (size_t)cnt);
+      *(int64_t **)FIELD_PTR(c, f) = v2;
+      break;
+    }
+    case IR_F_BYTES: {
+      int64_t size = *(const int64_t *)((const char *)n + f->count_offset);
+      void *p = size ? ir_arena_alloc(dst, (size_t)size) : NULL;
+      if (size && !p) return NULL;
+      if (size) memcpy(p, *(void *const *)FIELD_PTR(n, f), (size_t)size);
+      *(void **)FIELD_PTR(c, f) = p;
       break;
     }
     case IR_F_I32:

@@ -229,30 +229,55 @@ typedef enum ir_field_kind {
   IR_F_I64,
   IR_F_F64,
   IR_F_STR,   /* a string that is part of the structure */
-  IR_F_NAME   /* a name hint: printed, but ignored by equality and hashing */
+  IR_F_NAME,  /* a name hint: printed, but ignored by equality and hashing */
+  IR_F_I64S,  /* an array of int64_t with its int32_t count */
+  IR_F_BYTES  /* raw bytes (tensor data) with their int64_t size */
 } ir_field_kind;
 
 typedef struct ir_field {
   const char *name;
   uint8_t kind;
   uint16_t offset;       /* of the value (for arrays: of the pointer) */
-  uint16_t count_offset; /* arrays: of the int32_t count */
+  uint16_t count_offset; /* arrays: of the int32_t count; bytes: of the int64_t size */
 } ir_field;
 
 enum { IR_MAX_FIELDS = 9 };
 
+/* Kind flags. A binding kind (a variable) is identified by its address: where it appears as
+ * a child it is a use, compared and hashed by binding position; IR_F_DEF fields define it. */
+enum { IR_KIND_BINDING = 1 };
+
 typedef struct ir_kind_info {
   const char *name;
-  uint8_t category; /* ir_category */
+  uint8_t category; /* ir_category, or a category of the layer that registered the kind */
   uint16_t size;    /* sizeof the struct */
   uint8_t nfields;
   ir_field fields[IR_MAX_FIELDS];
+  uint8_t flags;
 } ir_kind_info;
 
+/* The TIR kinds. Generic code reaches every kind, other layers' included, through
+ * ir_kind_info_of. */
 extern const ir_kind_info ir_kinds[IR_KIND_COUNT];
 
+/* Other layers (the graph IR) add node kinds numbered from IR_EXT_KIND_FIRST, with their own
+ * validation hook (the role check_node plays for TIR: validate, derive types), so that the
+ * generic machinery (equality, hashing, visitor, mutator, deep copy) serves them unchanged. */
+enum { IR_EXT_KIND_FIRST = 64, IR_KIND_LIMIT = 256 };
+typedef ir_node *(*ir_check_fn)(ir_arena *a, ir_node *n);
+typedef struct ir_kind_table {
+  int first, count;
+  const ir_kind_info *infos;
+  ir_check_fn check;
+} ir_kind_table;
+/* Registers a layer's kinds; the layer calls it once (pthread_once) before making any node. */
+void ir_register_kinds(const ir_kind_table *t);
+/* The descriptor of any kind, or NULL for a kind nobody registered. */
+const ir_kind_info *ir_kind_info_of(int kind);
+
 static inline const char *ir_kind_name(int kind) {
-  return kind >= 0 && kind < IR_KIND_COUNT ? ir_kinds[kind].name : "?";
+  const ir_kind_info *k = ir_kind_info_of(kind);
+  return k ? k->name : "?";
 }
 const char *ir_intrinsic_name(int op);
 int ir_intrinsic_arity(int op);
@@ -278,10 +303,14 @@ static inline bool ir_is_binary(const ir_node *n) {
   return n && n->kind >= IR_ADD && n->kind <= IR_OR;
 }
 static inline bool ir_is_expr(const ir_node *n) {
-  return n && ir_kinds[n->kind].category == IR_CAT_EXPR;
+  return n && n->kind < IR_KIND_COUNT && ir_kinds[n->kind].category == IR_CAT_EXPR;
 }
 static inline bool ir_is_stmt(const ir_node *n) {
-  return n && ir_kinds[n->kind].category == IR_CAT_STMT;
+  return n && n->kind < IR_KIND_COUNT && ir_kinds[n->kind].category == IR_CAT_STMT;
+}
+static inline bool ir_is_binding(const ir_node *n) {
+  const ir_kind_info *k = n ? ir_kind_info_of(n->kind) : NULL;
+  return k && (k->flags & IR_KIND_BINDING);
 }
 #define ir_as_binary(n) (ir_is_binary((const ir_node *)(n)) ? (ir_binary *)(n) : (ir_binary *)0)
 
@@ -362,6 +391,10 @@ ir_func *ir_func_new(ir_arena *a, const char *name, int nparams, ir_node *const 
  * error recorded. */
 ir_node *ir_node_finish(ir_arena *a, ir_node *n);
 
+/* Hash and equality of IR_F_I64S and IR_F_BYTES fields (for structural.c). */
+uint64_t ir_hash_extra(uint64_t h, const ir_node *n, const ir_field *f);
+bool ir_fields_extra_equal(const ir_node *a, const ir_node *b, const ir_field *f);
+
 /* Copies an array of node pointers into the arena (NULL for n == 0). */
 void *ir_arena_copy_nodes(ir_arena *a, int n, void *const *nodes);
 
@@ -373,18 +406,23 @@ typedef bool (*ir_visit_fn)(ir_node *n, void *ud);
 void ir_visit(ir_node *n, bool defs, ir_visit_fn fn, void *ud);
 
 /* A mutator: `visit` returns the rewritten node (the same pointer when nothing changed) or
- * NULL on error. ir_mutate_children applies m->visit to each IR_F_NODE/IR_F_NODES child and
+ * NULL on error. ir_mutate_children applies ir_mutate to each IR_F_NODE/IR_F_NODES child and
  * rebuilds n in m->arena only if some child changed (so "unchanged" is pointer equality).
- * Definitions and buffer references are left alone. */
+ * Definitions and buffer references are left alone unless visit_defs is set.
+ * Graphs with shared subexpressions (the graph IR) set `memo`: each node is then rewritten
+ * once and every occurrence gets the same result, which keeps variables one object; graph
+ * passes also set visit_defs so that a variable's definition changes with its uses. */
 typedef struct ir_mutator ir_mutator;
 struct ir_mutator {
   ir_arena *arena;
   ir_node *(*visit)(ir_mutator *m, ir_node *n);
   void *ud;
+  ir_ptrmap *memo;  /* optional: node -> its rewrite */
+  bool visit_defs;  /* also rewrite IR_F_DEF/IR_F_DEFS children */
 };
 ir_node *ir_mutate_children(ir_mutator *m, ir_node *n);
-/* Runs m->visit on n (NULL stays NULL). */
-static inline ir_node *ir_mutate(ir_mutator *m, ir_node *n) { return n ? m->visit(m, n) : n; }
+/* Runs m->visit on n (NULL stays NULL), through the memo when there is one. */
+ir_node *ir_mutate(ir_mutator *m, ir_node *n);
 
 /* Replaces variables by expressions (vars[i] -> values[i]) everywhere in n. */
 ir_node *ir_substitute(ir_arena *a, ir_node *n, int nvars, ir_var *const *vars,

@@ -78,8 +78,8 @@ static bool assume_no_overflow(kiln_dtype t) {
 static ir_expr *make_int(ir_analyzer *an, kiln_dtype t, int64_t v) {
   int64_t w;
   if (!int_wrap(t, (uint64_t)v, &w)) {
-    ir_fail(an->ctx, an->arena->span, KILN_ERR_INTERNAL, "simplify: constant %lld has no uint64 form",
-            (long long)v);
+    ir_fail(an->ctx, an->arena->span, KILN_ERR_INTERNAL,
+            "simplify: constant %lld has no uint64 form", (long long)v);
     return NULL;
   }
   return ir_int(an->arena, t, w);
@@ -137,8 +137,8 @@ static bool expr_equal(const ir_node *a, const ir_node *b) {
   if (a == b) return true;
   if (!a || !b || a->kind != b->kind || a->hash != b->hash || !ir_dt_eq(a->dtype, b->dtype))
     return false;
-  if (a->kind == IR_VAR || a->kind == IR_BUFFER) return false;
-  const ir_kind_info *k = &ir_kinds[a->kind];
+  const ir_kind_info *k = ir_kind_info_of(a->kind);
+  if (!k || a->kind == IR_BUFFER || (k->flags & IR_KIND_BINDING)) return false; /* identity */
   for (int i = 0; i < k->nfields; i++) {
     const ir_field *f = &k->fields[i];
     const char *pa = (const char *)a + f->offset, *pb = (const char *)b + f->offset;
@@ -177,6 +177,10 @@ static bool expr_equal(const ir_node *a, const ir_node *b) {
       if (sa != sb && (!sa || !sb || strcmp(sa, sb) != 0)) return false;
       break;
     }
+    case IR_F_I64S:
+    case IR_F_BYTES:
+      if (!ir_fields_extra_equal(a, b, f)) return false;
+      break;
     case IR_F_NAME: break;
     }
   }
@@ -204,8 +208,10 @@ static int expr_order(const ir_node *a, const ir_node *b) {
   if (!r) r = cmp64(a->dtype.lanes, b->dtype.lanes);
   if (r) return r;
   if (a->kind == IR_VAR) return cmp_str(((const ir_var *)a)->name, ((const ir_var *)b)->name);
-  if (a->kind == IR_BUFFER) return cmp_str(((const ir_buffer *)a)->name, ((const ir_buffer *)b)->name);
-  const ir_kind_info *k = &ir_kinds[a->kind];
+  if (a->kind == IR_BUFFER)
+    return cmp_str(((const ir_buffer *)a)->name, ((const ir_buffer *)b)->name);
+  const ir_kind_info *k = ir_kind_info_of(a->kind);
+  if (!k) return 0;
   for (int i = 0; i < k->nfields && !r; i++) {
     const ir_field *f = &k->fields[i];
     const char *pa = (const char *)a + f->offset, *pb = (const char *)b + f->offset;
@@ -227,10 +233,33 @@ static int expr_order(const ir_node *a, const ir_node *b) {
     case IR_F_I64: r = cmp64(*(const int64_t *)pa, *(const int64_t *)pb); break;
     case IR_F_F64: {
       double da = *(const double *)pa, db = *(const double *)pb;
-      r = da < db ? -1 : da > db ? 1 : memcmp(pa, pb, sizeof(double)) < 0 ? -1 : memcmp(pa, pb, sizeof(double)) > 0;
+      if (da != db) {
+        r = da < db ? -1 : 1;
+      } else { /* 0.0 and -0.0 (or NaNs): by their bits */
+        int m = memcmp(pa, pb, sizeof(double));
+        r = m < 0 ? -1 : m > 0;
+      }
       break;
     }
     case IR_F_STR: r = cmp_str(*(const char *const *)pa, *(const char *const *)pb); break;
+    case IR_F_I64S: {
+      int32_t na = *(const int32_t *)((const char *)a + f->count_offset);
+      int32_t nb = *(const int32_t *)((const char *)b + f->count_offset);
+      const int64_t *xa = *(const int64_t *const *)pa, *xb = *(const int64_t *const *)pb;
+      r = cmp64(na, nb);
+      for (int32_t j = 0; j < na && !r; j++) r = cmp64(xa[j], xb[j]);
+      break;
+    }
+    case IR_F_BYTES: {
+      int64_t na = *(const int64_t *)((const char *)a + f->count_offset);
+      int64_t nb = *(const int64_t *)((const char *)b + f->count_offset);
+      r = cmp64(na, nb);
+      if (!r && na > 0) {
+        int m = memcmp(*(const void *const *)pa, *(const void *const *)pb, (size_t)na);
+        r = m < 0 ? -1 : m > 0;
+      }
+      break;
+    }
     case IR_F_NAME: break;
     }
   }
@@ -344,7 +373,8 @@ static bool fold_float(int op, kiln_dtype t, double a, double b, double *out, bo
 
 /* Folds a binary operator over two scalar constants. Returns true when it did: *out is then
  * the result, or NULL after an allocation failure (which the caller passes on). */
-static bool fold_binary(ir_analyzer *an, int op, const ir_expr *a, const ir_expr *b, ir_expr **out) {
+static bool fold_binary(ir_analyzer *an, int op, const ir_expr *a, const ir_expr *b,
+                        ir_expr **out) {
   kiln_dtype t = a->dtype;
   bool cmp = op >= IR_EQ && op <= IR_GE;
   const ir_int_imm *ia = ir_as_int(a), *ib = ir_as_int(b);
@@ -452,7 +482,7 @@ static bool fold_call(ir_analyzer *an, const ir_call *x, ir_expr **out) {
   case IR_OP_FABS: r = fabs(v[0]); break;
   case IR_OP_FLOOR: r = floor(v[0]); break;
   case IR_OP_CEIL: r = ceil(v[0]); break;
-  case IR_OP_ROUND: r = round(v[0]); break; /* half away from zero, as C's round */
+  case IR_OP_ROUND: r = nearbyint(v[0]); break; /* half to even, as the interpreter and ONNX */
   case IR_OP_FMA: r = fma(v[0], v[1], v[2]); break;
   case IR_OP_COUNT: return false;
   }
@@ -579,8 +609,8 @@ static bool lin_build(ir_analyzer *an, lin *L, ir_expr *e, int64_t coef, bool si
   case IR_ADD:
   case IR_SUB: {
     ir_binary *x = (ir_binary *)e;
-    ok = lin_build(an, L, x->a, coef, simplified) &&
-         lin_build(an, L, x->b, e->kind == IR_ADD ? coef : (int64_t)(0 - (uint64_t)coef), simplified);
+    int64_t cb = e->kind == IR_ADD ? coef : (int64_t)(0 - (uint64_t)coef);
+    ok = lin_build(an, L, x->a, coef, simplified) && lin_build(an, L, x->b, cb, simplified);
     break;
   }
   case IR_MUL: {
@@ -764,9 +794,12 @@ static ir_expr *add_const(ir_analyzer *an, ir_expr *a, int64_t delta) {
   return r;
 }
 
-/* L = a - b for simplified a and b. */
+static bool lin_fuse(ir_analyzer *an, lin *L);
+
+/* L = a - b for simplified a and b. Terms of both sides may meet in split/fuse identities
+ * (z - floordiv(z, 8)*8 against its other side), so those are applied too. */
 static bool lin_diff(ir_analyzer *an, lin *L, ir_expr *a, ir_expr *b) {
-  return lin_build(an, L, a, 1, true) && lin_build(an, L, b, -1, true);
+  return lin_build(an, L, a, 1, true) && lin_build(an, L, b, -1, true) && lin_fuse(an, L);
 }
 
 /* ---- Division and modulo ---------------------------------------------------------------- */
@@ -851,13 +884,15 @@ static bool distribute(ir_analyzer *an, ir_expr *e, int kind, ir_expr *a, int64_
       ok = lin_add_lin(an, &L, &R, g);
     }
   } else {
-    int k2 = kind == IR_DIV || kind == IR_FLOORDIV ? (kind == IR_DIV && rb.min >= 0 ? IR_DIV : IR_FLOORDIV)
-                                                    : (kind == IR_MOD && rb.min >= 0 ? IR_MOD : IR_FLOORMOD);
+    /* the remainder keeps div/mod where it is non-negative (they agree with floor there) */
+    bool trunc = (kind == IR_DIV || kind == IR_MOD) && rb.min >= 0;
+    int k2 = is_div ? (trunc ? IR_DIV : IR_FLOORDIV) : (trunc ? IR_MOD : IR_FLOORMOD);
     ir_expr *num = lin_result(an, &R, NULL);
     ir_expr *den = make_int(an, t, c2);
     ir_expr *node = num && den ? simp_divmod(an, NULL, k2, num, den) : NULL;
     ok = node && lin_build(an, result, node, is_div ? 1 : g, true);
   }
+  if (ok) ok = lin_fuse(an, result); /* the pieces may meet in split/fuse identities */
   if (ok) ok = (*out = lin_result(an, result, e)) != NULL;
 out:
   lin_free(an, &L);
@@ -1647,7 +1682,8 @@ static ir_stmt *simp_realize(ir_analyzer *an, ir_block_realize *x) {
       if (v.min > dom.min) dom.min = v.min;
       if (v.max < dom.max) dom.max = v.max;
     }
-    if (dom.min <= dom.max && ir_arith_bound_usable(dom, t)) ir_arith_push(an, &facts[i], iv->var, dom);
+    if (dom.min <= dom.max && ir_arith_bound_usable(dom, t))
+      ir_arith_push(an, &facts[i], iv->var, dom);
   }
   ir_stmt *block = simp_block(an, b, false);
   an->scope = saved;

@@ -26,11 +26,12 @@ static bool bind(eq_state *s, const ir_node *a, const ir_node *b) {
 /* The scalar and child fields of two nodes of the same kind. */
 static bool eq_fields(eq_state *s, const ir_node *a, const ir_node *b);
 
-/* A definition: variables compare by dtype, buffers by content; then they are paired. */
+/* A definition (a variable or buffer) compares by content, names aside; then the two sides
+ * are paired. */
 static bool eq_def(eq_state *s, const ir_node *a, const ir_node *b) {
   if (!a || !b) return a == b;
   if (a->kind != b->kind || !ir_dt_eq(a->dtype, b->dtype) || a->hash != b->hash) return false;
-  if (a->kind != IR_VAR && !eq_fields(s, a, b)) return false;
+  if (!eq_fields(s, a, b)) return false;
   return bind(s, a, b);
 }
 
@@ -45,7 +46,7 @@ static bool eq_use(eq_state *s, const ir_node *a, const ir_node *b) {
 }
 
 static bool eq_fields(eq_state *s, const ir_node *a, const ir_node *b) {
-  const ir_kind_info *k = &ir_kinds[a->kind];
+  const ir_kind_info *k = ir_kind_info_of(a->kind);
   for (int i = 0; i < k->nfields; i++) {
     const ir_field *f = &k->fields[i];
     const char *pa = (const char *)a + f->offset, *pb = (const char *)b + f->offset;
@@ -90,6 +91,10 @@ static bool eq_fields(eq_state *s, const ir_node *a, const ir_node *b) {
       break;
     }
     case IR_F_NAME: break;
+    case IR_F_I64S:
+    case IR_F_BYTES:
+      if (!ir_fields_extra_equal(a, b, f)) return false;
+      break;
     }
   }
   return true;
@@ -99,7 +104,7 @@ static bool eq_node(eq_state *s, const ir_node *a, const ir_node *b) {
   if (!a || !b) return a == b;
   /* The content hash ignores names and binding, so differing hashes mean different nodes. */
   if (a->kind != b->kind || a->hash != b->hash || !ir_dt_eq(a->dtype, b->dtype)) return false;
-  if (a->kind == IR_VAR) return eq_use(s, a, b);
+  if (ir_is_binding(a)) return eq_use(s, a, b);
   return eq_fields(s, a, b);
 }
 
@@ -127,8 +132,8 @@ static uint64_t hash_fields(hash_state *s, uint64_t h, const ir_node *n);
 
 static uint64_t hash_def(hash_state *s, uint64_t h, const ir_node *n) {
   if (!n) return ir_hash_mix(h, 0);
-  h = ir_hash_mix(h, n->hash); /* kind, dtype and (buffers) content, names excluded */
-  if (n->kind != IR_VAR) h = hash_fields(s, h, n);
+  h = ir_hash_mix(h, n->hash); /* kind, dtype and content, names excluded */
+  h = hash_fields(s, h, n);
   if (ir_ptrmap_put(&s->index, n, (void *)++s->next)) s->oom = true;
   return ir_hash_mix(h, 0xdef);
 }
@@ -142,7 +147,7 @@ static uint64_t hash_use(hash_state *s, uint64_t h, const ir_node *n) {
 }
 
 static uint64_t hash_fields(hash_state *s, uint64_t h, const ir_node *n) {
-  const ir_kind_info *k = &ir_kinds[n->kind];
+  const ir_kind_info *k = ir_kind_info_of(n->kind);
   for (int i = 0; i < k->nfields; i++) {
     const ir_field *f = &k->fields[i];
     const char *p = (const char *)n + f->offset;
@@ -164,6 +169,8 @@ static uint64_t hash_fields(hash_state *s, uint64_t h, const ir_node *n) {
     case IR_F_F64: h = ir_hash_f64(h, *(const double *)p); break;
     case IR_F_STR: h = ir_hash_str(h, *(const char *const *)p); break;
     case IR_F_NAME: break;
+    case IR_F_I64S:
+    case IR_F_BYTES: h = ir_hash_extra(h, n, f); break;
     }
   }
   return h;
@@ -171,7 +178,7 @@ static uint64_t hash_fields(hash_state *s, uint64_t h, const ir_node *n) {
 
 static uint64_t hash_node(hash_state *s, uint64_t h, const ir_node *n) {
   if (!n) return ir_hash_mix(h, 0);
-  if (n->kind == IR_VAR) return hash_use(s, ir_hash_mix(h, n->hash), n);
+  if (ir_is_binding(n)) return hash_use(s, ir_hash_mix(h, n->hash), n);
   h = ir_hash_mix(h, (uint64_t)n->kind << 40 | (uint64_t)n->dtype.code << 32 |
                          (uint64_t)n->dtype.bits << 16 | n->dtype.lanes);
   return hash_fields(s, h, n);

@@ -43,15 +43,17 @@ KILN_API const char *kiln_status_str(kiln_status s);
  * Valid until the next failing kiln call on this thread. */
 KILN_API const char *kiln_last_error(void);
 
-/* Data types: a type code, a bit width and a vector lane count (1 for scalars). */
+/* Data types: a type code, a bit width and a vector lane count (1 for scalars). The codes and
+ * the layout are DLPack's (DLDataType), so tensors cross to other frameworks unchanged. */
 typedef enum kiln_type_code {
   KILN_TYPE_INT = 0,
   KILN_TYPE_UINT = 1,
   KILN_TYPE_FLOAT = 2,
   KILN_TYPE_HANDLE = 3, /* an opaque pointer */
   KILN_TYPE_BFLOAT = 4,
-  KILN_TYPE_BOOL = 5,   /* stored as one byte */
-  KILN_TYPE_VOID = 6    /* the "type" of statements */
+  /* 5 is DLPack's complex, which kiln does not use */
+  KILN_TYPE_BOOL = 6,   /* stored as one byte */
+  KILN_TYPE_VOID = 7    /* the "type" of statements (not a DLPack code) */
 } kiln_type_code;
 
 typedef struct kiln_dtype {
@@ -90,6 +92,45 @@ KILN_API int kiln_dtype_eq(kiln_dtype a, kiln_dtype b);
 
 /* Bytes one element takes in memory (all lanes), 0 for void. bool takes one byte a lane. */
 KILN_API size_t kiln_dtype_bytes(kiln_dtype t);
+
+/* ---- Tensors and the kernel ABI ------------------------------------------------------ */
+
+/* A tensor descriptor with DLPack's DLTensor layout. Kernels take their arguments as an array
+ * of these: buffers with their shape (and strides in elements, or NULL when compact row-major),
+ * scalar parameters as 0-dimensional tensors whose data points to the value. */
+typedef struct kiln_tensor {
+  void *data;
+  int32_t device_type; /* 1 = CPU (DLPack kDLCPU) */
+  int32_t device_id;
+  int32_t ndim;
+  kiln_dtype dtype;
+  int64_t *shape;
+  int64_t *strides;     /* in elements; NULL for compact row-major */
+  uint64_t byte_offset; /* added to data */
+} kiln_tensor;
+
+/* Every generated kernel has this signature: it checks the argument count, each tensor's
+ * dtype, rank and shape, runs, and returns KILN_OK or an error status (the message goes through
+ * kiln_rt_error). */
+typedef int32_t (*kiln_kernel_fn)(const kiln_tensor *args, int32_t nargs);
+
+/* One task of a parallel loop: task i of n. Returns 0 or an error status. */
+typedef int32_t (*kiln_task_fn)(int32_t i, int32_t n, void *closure);
+
+/* Runs task(i, n, closure) for i in [0, n) on the persistent thread pool (the calling thread
+ * takes part) and waits for all of them; n <= 0 means one task per pool thread. Returns the
+ * first non-zero status a task returned, else 0. Nested calls from inside a task run serially. */
+KILN_API int32_t kiln_rt_parallel_launch(kiln_task_fn task, void *closure, int32_t n);
+/* The pool's size (threads including the caller, at most 1024); set it before or between
+ * launches. n <= 0 means the default: $KILN_NUM_THREADS if set, else the number of online
+ * CPUs. Launches from several user threads are serialized (each gets the whole pool). */
+KILN_API kiln_status kiln_rt_set_num_threads(int32_t n);
+KILN_API int32_t kiln_rt_num_threads(void);
+/* Scratch memory for kernels (aligned to `align`, a power of two >= 16); NULL on failure. */
+KILN_API void *kiln_rt_workspace_alloc(uint64_t bytes, uint64_t align);
+KILN_API void kiln_rt_workspace_free(void *p);
+/* Called by a kernel before it returns an error: records msg as the thread's last error. */
+KILN_API void kiln_rt_error(const char *msg);
 
 /* The library version as "MAJOR.MINOR.PATCH". */
 KILN_API const char *kiln_version(void);
