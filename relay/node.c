@@ -85,6 +85,18 @@ static void put_type(ir_strbuf *sb, const relay_type *t) {
   else ir_sb_puts(sb, "?");
 }
 
+static bool type_equal(ir_arena *scratch, const relay_type *a, const relay_type *b, bool *oom);
+
+/* Whether the types differ, as the checks below ask it: false when equal; true, with nothing
+ * more to do, when they differ; and true with KILN_ERR_NOMEM recorded (so the caller returns
+ * NULL without writing a type error over it) when comparing them ran out of memory. */
+static bool types_differ(ir_arena *a, const relay_type *x, const relay_type *y, bool *oom) {
+  *oom = false;
+  if (type_equal(a, x, y, oom)) return false;
+  if (*oom) ir_fail(a->ctx, a->span, KILN_ERR_NOMEM, "out of memory comparing types");
+  return true;
+}
+
 static relay_type *type_mismatch(ir_arena *a, const ir_node *n, const char *what,
                                  const relay_type *want, const relay_type *got) {
   ir_strbuf sb;
@@ -163,7 +175,9 @@ static bool type_fn_call(ir_arena *a, relay_call *c) {
   for (int i = 0; i < c->nargs; i++) {
     relay_type *t = relay_type_of(c->args[i]);
     if (!t) return true;
-    if (!relay_type_equal(a, f->params[i], t)) {
+    bool oom;
+    if (types_differ(a, f->params[i], t, &oom)) {
+      if (oom) return false;
       char what[64];
       snprintf(what, sizeof what, "argument %d of the call", i);
       type_mismatch(a, &c->h, what, f->params[i], t);
@@ -272,7 +286,9 @@ static ir_node *check_relay(ir_arena *a, ir_node *n) {
     if (!relay_as_var(&l->var->h) || !relay_is_expr(l->value) || !relay_is_expr(l->body))
       return fail_node(a, n, KILN_ERR_TYPE, "%s", "malformed let");
     relay_type *vt = relay_type_of(l->value);
-    if (l->var->type && vt && !relay_type_equal(a, l->var->type, vt)) {
+    bool oom;
+    if (l->var->type && vt && types_differ(a, l->var->type, vt, &oom)) {
+      if (oom) return NULL;
       char what[128];
       snprintf(what, sizeof what, "let %%%s: the value's type does not match the annotation",
                l->var->name);
@@ -291,8 +307,9 @@ static ir_node *check_relay(ir_arena *a, ir_node *n) {
       if (!f->attrs[i] || f->attrs[i]->h.kind != RELAY_ATTR)
         return fail_node(a, n, KILN_ERR_TYPE, "%s", "function attributes must be attributes");
     relay_type *bt = relay_type_of(f->body);
-    if (f->ret_type && bt && !relay_type_equal(a, f->ret_type, bt))
-      return type_mismatch(a, n, "the function's body does not match its result annotation",
+    bool oom;
+    if (f->ret_type && bt && types_differ(a, f->ret_type, bt, &oom))
+      return oom ? NULL : type_mismatch(a, n, "the function's body does not match its result annotation",
                            f->ret_type, bt);
     f->type = NULL;
     for (int i = 0; i < f->nparams; i++) {
@@ -315,8 +332,9 @@ static ir_node *check_relay(ir_arena *a, ir_node *n) {
       return type_mismatch(a, n, "the condition of if must be a bool scalar",
                            relay_tensor_type_new(a, KILN_BOOL, 0, NULL), ct);
     relay_type *tt = relay_type_of(x->then_branch), *et = relay_type_of(x->else_branch);
-    if (tt && et && !relay_type_equal(a, tt, et))
-      return type_mismatch(a, n, "the branches of if have different types", tt, et);
+    bool oom;
+    if (tt && et && types_differ(a, tt, et, &oom))
+      return oom ? NULL : type_mismatch(a, n, "the branches of if have different types", tt, et);
     x->type = tt && et ? tt : NULL;
     return n;
   }
@@ -601,20 +619,37 @@ bool relay_func_is_primitive(const relay_func *f) {
   return p && p->attr_kind == RELAY_ATTR_INT && p->i != 0;
 }
 
-/* Whether two dimensions are equal: identical, or their difference simplifies to 0. */
-static bool dims_equal(ir_arena *scratch, ir_expr *x, ir_expr *y) {
-  ir_int_imm *cx = ir_as_int(x), *cy = ir_as_int(y);
-  if (cx && cy) return cx->value == cy->value;
+/* Whether two dimension expressions are the same tree (variables by identity), without
+ * allocating. */
+static bool dims_same(const ir_expr *x, const ir_expr *y) {
   if (x == y) return true;
+  if (!x || !y || x->kind != y->kind || !ir_dt_eq(x->dtype, y->dtype)) return false;
+  const ir_int_imm *cx = ir_as_int(x), *cy = ir_as_int(y);
+  if (cx) return cx->value == cy->value;
+  const ir_binary *bx = ir_as_binary(x), *by = ir_as_binary(y);
+  return bx && dims_same(bx->a, by->a) && dims_same(bx->b, by->b);
+}
+
+/* Whether two dimensions are equal: the same tree, or their difference simplifies to 0.
+ * *oom is set when the simplification could not allocate (the answer is then false). */
+static bool dims_equal(ir_arena *scratch, ir_expr *x, ir_expr *y, bool *oom) {
+  if (dims_same(x, y)) return true;
+  if (ir_as_int(x) && ir_as_int(y)) return false;
   ir_analyzer *an = ir_analyzer_new(scratch);
-  if (!an) return false;
-  ir_expr *d = ir_simplify_expr(an, ir_sub(scratch, x, y));
+  ir_expr *d = an ? ir_simplify_expr(an, ir_sub(scratch, x, y)) : NULL;
   ir_analyzer_free(an);
+  if (!d) *oom = true;
   ir_int_imm *c = ir_as_int(d);
   return c && c->value == 0;
 }
 
 bool relay_type_equal(ir_arena *scratch, const relay_type *a, const relay_type *b) {
+  bool oom = false;
+  return type_equal(scratch, a, b, &oom);
+}
+
+/* relay_type_equal that tells an allocation failure (*oom) from a real difference. */
+static bool type_equal(ir_arena *scratch, const relay_type *a, const relay_type *b, bool *oom) {
   if (a == b) return true;
   if (!a || !b || a->kind != b->kind) return false;
   switch (a->kind) {
@@ -622,21 +657,21 @@ bool relay_type_equal(ir_arena *scratch, const relay_type *a, const relay_type *
     const relay_tensor_type *x = (const relay_tensor_type *)a, *y = (const relay_tensor_type *)b;
     if (!ir_dt_eq(a->dtype, b->dtype) || x->ndim != y->ndim) return false;
     for (int i = 0; i < x->ndim; i++)
-      if (!dims_equal(scratch, x->shape[i], y->shape[i])) return false;
+      if (!dims_equal(scratch, x->shape[i], y->shape[i], oom)) return false;
     return true;
   }
   case RELAY_TUPLE_TYPE: {
     const relay_tuple_type *x = (const relay_tuple_type *)a, *y = (const relay_tuple_type *)b;
     if (x->nfields != y->nfields) return false;
     for (int i = 0; i < x->nfields; i++)
-      if (!relay_type_equal(scratch, x->fields[i], y->fields[i])) return false;
+      if (!type_equal(scratch, x->fields[i], y->fields[i], oom)) return false;
     return true;
   }
   case RELAY_FUNC_TYPE: {
     const relay_func_type *x = (const relay_func_type *)a, *y = (const relay_func_type *)b;
-    if (x->nparams != y->nparams || !relay_type_equal(scratch, x->ret, y->ret)) return false;
+    if (x->nparams != y->nparams || !type_equal(scratch, x->ret, y->ret, oom)) return false;
     for (int i = 0; i < x->nparams; i++)
-      if (!relay_type_equal(scratch, x->params[i], y->params[i])) return false;
+      if (!type_equal(scratch, x->params[i], y->params[i], oom)) return false;
     return true;
   }
   }

@@ -22,6 +22,13 @@ expect() {
 }
 
 expect 0 "bit-identical" "$kiln" tir "$src/tools/models/default.tir"
+expect 0 "JIT-compiled code gives bit-identical results" "$kiln" tir "$src/tools/models/default.tir"
+out=$("$kiln" tir "$src/tools/models/default.tir" --no-jit 2>&1)
+if printf '%s' "$out" | grep -q "JIT-compiled"; then
+  echo "FAIL: --no-jit still ran the JIT"; failures=$((failures + 1))
+fi
+printf 'func @p(n: int32, A: buffer(float32, [n, 4], strides=[8, 1], offset=2)) {\n  for i: int32 in parallel(0, n) {\n    for j: int32 in range(0, 4) {\n      A[i, j] = A[i, j] * 2f32 + exp(A[i, j]);\n    }\n  }\n}\n' > "$tmp/par.tir"
+expect 0 "JIT-compiled code gives" "$kiln" tir "$tmp/par.tir" --set n=5
 expect 0 "out .*sum" "$kiln" tir "$src/tools/models/default.tir" --quiet
 # the simplifier removes the extent-1 loop and the "* 1 + 0" of the default model
 expect 0 "after simplification" "$kiln" tir "$src/tools/models/default.tir"
@@ -49,6 +56,27 @@ expect 1 "needs a value" "$kiln" tir "$tmp/sym.tir"
 expect 0 "A  *float32 *\[2, 2, 2\]" "$kiln" tir "$tmp/sym.tir" --set n=3
 printf 'func @h(A: buffer(float32, [4])) {\n  for i: int32 in range(0, 5) {\n    A[i] = 2f32;\n  }\n}\n' > "$tmp/oob.tir"
 expect 1 "out of bounds" "$kiln" tir "$tmp/oob.tir"
+
+# kiln relay: the default pipeline fuses the golden conv2d + batch_norm block into one
+# primitive function; named passes, shape binding, and clear errors
+relay_src="$src/tests/golden/relay_pass"
+sed -n '/^def/,/^}/{p;/^}/q}' "$relay_src/pipeline.relay" > "$tmp/block.relay"
+expect 0 "fn \[primitive=1\]" "$kiln" relay "$tmp/block.relay"
+expect 0 "FuseOps  *[0-9.]*  *yes" "$kiln" relay "$tmp/block.relay" --time
+expect 0 "# after FoldScaleAxis" "$kiln" relay "$tmp/block.relay" --dump
+expect 0 "batch_norm" "$kiln" relay "$tmp/block.relay" --passes InferType
+expect 0 "FoldScaleAxis" "$kiln" relay --passes list
+expect 1 "unknown pass 'Bogus'" "$kiln" relay "$tmp/block.relay" --passes InferType,Bogus
+expect 1 "cannot open" "$kiln" relay "$tmp/missing.relay"
+expect 1 "no file given" "$kiln" relay
+printf 'def @main(%%x: Tensor[(n, 3), float32]) {\n  nn.relu(%%x)\n}\n' > "$tmp/sym.relay"
+expect 0 "Tensor\[(4, 3), float32\]" "$kiln" relay "$tmp/sym.relay" --bind n=4
+expect 1 "no dimension 'm' (it has: n)" "$kiln" relay "$tmp/sym.relay" --bind m=4
+expect 1 "--bind takes NAME=VALUE" "$kiln" relay "$tmp/sym.relay" --bind n
+printf 'def @main(%%x: Tensor[(2,), float32], %%w) {\n  add(%%x, %%x)\n}\n' > "$tmp/unannotated.relay"
+expect 1 "unannotated.relay:1:38: InferType @main: parameter %w needs a type annotation" "$kiln" relay "$tmp/unannotated.relay"
+printf 'def @main(%%x: Tensor[(2,), float32]) {\n  add(%%x, %%y)\n}\n' > "$tmp/undefined.relay"
+expect 1 "undefined.relay:2:11" "$kiln" relay "$tmp/undefined.relay"
 
 if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -316,6 +316,35 @@ START_TEST(test_constructor_fault_injection) {
 }
 END_TEST
 
+/* Comparing symbolic dimensions simplifies (and allocates): running out of memory there is
+ * KILN_ERR_NOMEM, never a false type mismatch. */
+START_TEST(test_type_compare_out_of_memory) {
+  relay_module *m = relay_module_new(ctx);
+  ir_var *n = relay_module_dim(m, "n");
+  long live = kiln_context_live_blocks(ctx);
+  for (long k = 1;; k++) {
+    ir_arena *a = ir_arena_new(ctx);
+    ck_assert_ptr_nonnull(a);
+    ir_arena_alloc(a, 16000); /* fill the first chunk so later node allocations reach malloc */
+    kiln_context_fail_alloc(ctx, k);
+    ir_expr *d1 = ir_mul(a, &n->h, ir_int(a, KILN_INT64, 2)); /* n * 2 */
+    ir_expr *d2 = ir_mul(a, ir_int(a, KILN_INT64, 2), &n->h); /* 2 * n: equal after simplifying */
+    relay_var *v = relay_var_new(a, "v", relay_tensor_type_new(a, KILN_FLOAT32, 1, &d1));
+    relay_var *u = relay_var_new(a, "u", relay_tensor_type_new(a, KILN_FLOAT32, 1, &d2));
+    relay_expr *let = relay_let_new(a, v, &u->h, &v->h);
+    kiln_status code = kiln_context_errcode(ctx);
+    kiln_context_fail_alloc(ctx, 0);
+    ir_arena_free(a);
+    ck_assert_int_eq(kiln_context_live_blocks(ctx), live);
+    if (let) break;
+    ck_assert_msg(code == KILN_ERR_NOMEM, "allocation %ld failed as %s: %s", k,
+                  kiln_status_str(code), kiln_context_errmsg(ctx));
+    ck_assert_int_lt(k, 1000);
+  }
+  relay_module_free(m);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("relay");
   TCase *tc = tcase_create("core");
@@ -330,6 +359,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_module);
   tcase_add_test(tc, test_op_registry);
   tcase_add_test(tc, test_constructor_fault_injection);
+  tcase_add_test(tc, test_type_compare_out_of_memory);
   suite_add_tcase(s, tc);
   return s;
 }

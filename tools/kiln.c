@@ -1,8 +1,10 @@
 /* kiln.c: the `kiln` command line. Until the model compiler lands, its main job is `kiln tir`:
  * parse a TIR program, verify it, simplify it, and run the original and the simplified
  * program with the reference interpreter on the same deterministic inputs, showing that the
- * simplifier kept the meaning. Sub-commands report errors and exit with status 1; they never
- * crash on bad input. */
+ * simplifier kept the meaning; and `kiln relay`: parse a Relay module, run graph passes (the
+ * default pipeline or a list) and print the result. Sub-commands report errors and exit with
+ * status 1; they never crash on bad input. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +13,25 @@
 #include "ir/text.h"
 #include "ir/verify.h"
 #include "kiln/kiln.h"
+#include "relay/pass.h"
+#include "relay/text.h"
+#include "target/codegen.h"
 
 static const char usage[] =
     "usage: kiln <command> [options]\n"
     "\n"
     "commands:\n"
-    "  tir FILE [--func NAME] [--set NAME=VALUE ...] [--no-run] [--quiet]\n"
+    "  tir FILE [--func NAME] [--set NAME=VALUE ...] [--no-run] [--no-jit] [--quiet]\n"
     "        parse, verify and simplify a TIR program, then interpret every function (or\n"
-    "        NAME) on deterministic inputs, before and after simplification; scalar\n"
+    "        NAME) on deterministic inputs, before and after simplification, and run the\n"
+    "        code the LLVM JIT generates for this machine on the same inputs; scalar\n"
     "        parameters take their values from --set\n"
+    "  relay FILE [--passes P1,P2,...] [--bind NAME=VALUE ...] [--opt-level N]\n"
+    "             [--dump] [--time] [--no-verify] [--elide]\n"
+    "        parse a Relay module, run the passes (default: the standard pipeline;\n"
+    "        --bind adds BindShapes after InferType) and print the result; --dump\n"
+    "        prints the module after every pass that changed it, --time the time of\n"
+    "        each pass, --elide shortens large constants; --passes list lists them\n"
     "  version        print the kiln version\n"
     "  help           print this text\n";
 
@@ -35,6 +47,7 @@ typedef struct options {
   setting sets[32];
   int nsets;
   int run;
+  int jit;
   int quiet;
 } options;
 
@@ -128,6 +141,10 @@ typedef struct run_args {
   void *data[64];
   size_t bytes[64];
   long long count[64];
+  int ndim[64];
+  int64_t shape[64][8];
+  int64_t strides[64][8];
+  bool strided[64];
 } run_args;
 
 static void free_args(run_args *r) {
@@ -169,7 +186,7 @@ static int eval_dim(kiln_context *ctx, ir_arena *a, const ir_func *f, const opti
 /* The number of elements the memory of b spans: the product of its shape when dense, else
  * elem_offset + sum((shape[d] - 1) * stride[d]) + 1 with explicit strides. */
 static int buffer_elements(kiln_context *ctx, ir_arena *a, const ir_func *f, const options *o,
-                           const ir_buffer *b, long long *out) {
+                           const ir_buffer *b, long long *out, int64_t *shape, int64_t *strides) {
   const long long limit = 1LL << 31;
   long long count = 1, span = 0, offset = 0;
   for (int d = 0; d < b->ndim; d++) {
@@ -183,6 +200,10 @@ static int buffer_elements(kiln_context *ctx, ir_arena *a, const ir_func *f, con
     }
     count *= dim;
     if (dim > 0) span += (dim - 1) * stride;
+    if (d < 8) {
+      shape[d] = dim;
+      strides[d] = stride;
+    }
   }
   if (b->elem_offset && eval_dim(ctx, a, f, o, b->elem_offset, &offset)) return 1;
   if (offset < 0 || offset > limit || span > limit) {
@@ -209,7 +230,13 @@ static int make_args(kiln_context *ctx, ir_arena *a, const ir_func *f, const opt
     ir_buffer *b = ir_as_buffer(p);
     long long count = 1;
     kiln_dtype t = p->dtype;
-    if (b && buffer_elements(ctx, a, f, o, b, &count)) return 1;
+    if (b && b->ndim > 8) {
+      fprintf(stderr, "kiln: buffer '%s' has more than 8 dimensions\n", b->name);
+      return 1;
+    }
+    if (b && buffer_elements(ctx, a, f, o, b, &count, r->shape[r->n], r->strides[r->n])) return 1;
+    r->ndim[r->n] = b ? b->ndim : 0;
+    r->strided[r->n] = b && b->nstrides;
     size_t esize = kiln_dtype_bytes(t);
     size_t bytes = (size_t)(count ? count : 1) * esize;
     unsigned char *mem = calloc(1, bytes);
@@ -252,6 +279,41 @@ static void print_buffer(const ir_node *p, const run_args *r, int i) {
   printf("%s]  sum %g\n", r->count[i] > 8 ? ", ..." : "", sum);
 }
 
+/* Runs the JIT-compiled kernel of f on the memory of r (the kernel ABI's tensor descriptors). */
+static int run_jit(kiln_context *ctx, tgt_jit *jit, const ir_func *f, run_args *r) {
+  kiln_kernel_fn fn;
+  if (tgt_jit_lookup(jit, f->name, &fn)) return fail("JIT lookup failed", ctx);
+  kiln_tensor t[64];
+  for (int i = 0; i < r->n; i++) {
+    t[i] = (kiln_tensor){r->data[i], 1, 0, r->ndim[i], f->params[i]->dtype, r->shape[i],
+                         r->strided[i] ? r->strides[i] : NULL, 0};
+  }
+  int32_t st = fn(t, r->n);
+  if (st) {
+    fprintf(stderr, "kiln: JIT-compiled '%s' failed: %s\n", f->name, kiln_last_error());
+    return 1;
+  }
+  return 0;
+}
+
+/* The largest difference between two runs' buffers (relative for large values). */
+static double max_difference(const ir_func *f, const run_args *x, const run_args *y) {
+  double worst = 0;
+  for (int i = 0; i < x->n; i++) {
+    kiln_dtype t = f->params[i]->dtype;
+    size_t esize = kiln_dtype_bytes(t);
+    for (long long j = 0; j < x->count[i]; j++) {
+      double a = element(t, (unsigned char *)x->data[i] + j * esize);
+      double b = element(t, (unsigned char *)y->data[i] + j * esize);
+      if (a == b || (a != a && b != b)) continue;
+      double d = fabs(a - b) / (fabs(a) > 1 ? fabs(a) : 1);
+      if (!(d <= worst)) worst = d; /* NaN against a number counts as infinitely far */
+      if (d != d) worst = 1.0 / 0.0;
+    }
+  }
+  return worst;
+}
+
 static int cmd_tir(const options *o) {
   kiln_context *ctx;
   if (kiln_context_new(&ctx)) return fail("cannot create a context", NULL);
@@ -259,6 +321,7 @@ static int cmd_tir(const options *o) {
   kiln_tir_module *mod = NULL, *simple = NULL;
   char *text = NULL;
   run_args before = {0}, after = {0};
+  tgt_jit *jit = NULL;
 
   if (kiln_tir_module_parse_file(ctx, o->file, &mod)) {
     fprintf(stderr, "kiln: %s:%s\n", o->file, kiln_context_errmsg(ctx));
@@ -278,6 +341,14 @@ static int cmd_tir(const options *o) {
   }
   if (!o->quiet) printf("# %s after simplification:\n%s\n", o->file, text);
 
+  if (o->run && o->jit) {
+    tgt_target host;
+    if (tgt_target_host(ctx, &host) || tgt_jit_new(ctx, &host, &jit) ||
+        tgt_jit_add_tir(jit, simple)) {
+      fail("JIT compilation failed", ctx);
+      goto done;
+    }
+  }
   int ran = 0;
   for (int fi = 0; o->run && fi < mod->nfuncs; fi++) {
     ir_func *f = mod->funcs[fi];
@@ -299,6 +370,15 @@ static int cmd_tir(const options *o) {
     printf("@%s: ran with the reference interpreter; buffers after the run:\n", f->name);
     for (int i = 0; i < f->nparams; i++) print_buffer(f->params[i], &before, i);
     printf("  simplified program gives %s results\n", same ? "bit-identical" : "DIFFERENT");
+    if (same && o->jit) {
+      /* the JIT's run starts from fresh inputs */
+      free_args(&after);
+      if (make_args(ctx, mod->arena, f, o, &after) || run_jit(ctx, jit, f, &after)) goto done;
+      double err = max_difference(f, &before, &after);
+      if (err == 0) printf("  JIT-compiled code gives bit-identical results\n");
+      else printf("  JIT-compiled code differs by at most %g\n", err);
+      if (!(err <= 1e-5)) same = 0;
+    }
     free_args(&before);
     free_args(&after);
     if (!same) goto done;
@@ -311,6 +391,7 @@ static int cmd_tir(const options *o) {
 done:
   free_args(&before);
   free_args(&after);
+  tgt_jit_free(jit);
   kiln_string_free(ctx, text);
   kiln_tir_module_free(simple);
   kiln_tir_module_free(mod);
@@ -321,6 +402,7 @@ done:
 static int parse_tir_options(int argc, char **argv, options *o) {
   memset(o, 0, sizeof *o);
   o->run = 1;
+  o->jit = 1;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--func") == 0 && i + 1 < argc) {
@@ -339,6 +421,8 @@ static int parse_tir_options(int argc, char **argv, options *o) {
         return 1;
       }
       o->sets[o->nsets++] = (setting){argv[i], v};
+    } else if (strcmp(a, "--no-jit") == 0) {
+      o->jit = 0;
     } else if (strcmp(a, "--no-run") == 0) {
       o->run = 0;
     } else if (strcmp(a, "--quiet") == 0) {
@@ -360,6 +444,209 @@ static int parse_tir_options(int argc, char **argv, options *o) {
   return 0;
 }
 
+/* ---- kiln relay ------------------------------------------------------------------------- */
+
+typedef struct relay_options {
+  const char *file;
+  const char *passes; /* comma-separated names, NULL for the default pipeline */
+  const char *bind_names[32];
+  int64_t bind_values[32];
+  int nbinds;
+  int opt_level;
+  int dump, time, verify, elide;
+} relay_options;
+
+/* Reads a whole file into memory (the caller frees it). */
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (n < cap) break;
+    char *bigger = realloc(buf, cap * 2);
+    if (!bigger) {
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    buf = bigger;
+    cap *= 2;
+  }
+  fclose(f);
+  *len = n;
+  return buf;
+}
+
+static void list_passes(FILE *out) {
+  const relay_pass *const *pipeline;
+  int n = relay_default_pipeline(&pipeline);
+  fprintf(out, "passes (the default pipeline runs the first %d in this order):\n", n);
+  for (int i = 0; i < n; i++) fprintf(out, "  %-24s %s\n", pipeline[i]->name, pipeline[i]->doc);
+  for (int i = 0; i < relay_pass_count(); i++) {
+    const relay_pass *p = relay_pass_at(i);
+    int in_default = 0;
+    for (int j = 0; j < n; j++) in_default |= pipeline[j] == p;
+    if (!in_default) fprintf(out, "  %-24s %s\n", p->name, p->doc);
+  }
+}
+
+static int cmd_relay(const relay_options *o) {
+  const relay_pass *list[64];
+  int npasses = 0;
+  if (o->passes && strcmp(o->passes, "list") == 0) {
+    list_passes(stdout);
+    return 0;
+  }
+  if (o->passes) {
+    const char *p = o->passes;
+    while (*p) {
+      const char *end = strchr(p, ',');
+      size_t len = end ? (size_t)(end - p) : strlen(p);
+      char name[64];
+      if (len == 0 || len >= sizeof name || npasses == 64) {
+        fprintf(stderr, "kiln relay: bad pass list '%s'\n", o->passes);
+        return 1;
+      }
+      memcpy(name, p, len);
+      name[len] = 0;
+      const relay_pass *pass = relay_pass_lookup(name);
+      if (!pass) {
+        fprintf(stderr, "kiln relay: unknown pass '%s'; ", name);
+        list_passes(stderr);
+        return 1;
+      }
+      list[npasses++] = pass;
+      p += len + (end ? 1 : 0);
+    }
+  } else {
+    const relay_pass *const *pipeline;
+    int n = relay_default_pipeline(&pipeline);
+    for (int i = 0; i < n; i++) list[npasses++] = pipeline[i];
+  }
+  /* --bind without BindShapes in the list: it runs first, or right after a leading
+   * InferType (the verifier between passes wants a typed module) */
+  int has_bind = 0;
+  for (int i = 0; i < npasses; i++) has_bind |= list[i] == &relay_pass_bind_shapes;
+  if (o->nbinds && !has_bind && npasses < 64) {
+    int at = npasses && list[0] == &relay_pass_infer_type ? 1 : 0;
+    memmove(list + at + 1, list + at, sizeof list[0] * (size_t)(npasses - at));
+    list[at] = &relay_pass_bind_shapes;
+    npasses++;
+  }
+
+  kiln_context *ctx;
+  if (kiln_context_new(&ctx)) return fail("cannot create a context", NULL);
+  int rc = 1;
+  relay_module *m = NULL;
+  size_t len = 0;
+  char *text = read_file(o->file, &len);
+  ir_strbuf sb;
+  ir_sb_init(&sb, ctx);
+  relay_pass_ctx pc;
+  relay_pass_ctx_init(&pc);
+  pc.opt_level = o->opt_level;
+  pc.verify = o->verify != 0;
+  pc.nbinds = o->nbinds;
+  pc.bind_names = o->bind_names;
+  pc.bind_values = o->bind_values;
+  if (o->dump) {
+    pc.dump = relay_dump_to_file;
+    pc.dump_ud = stdout;
+  }
+  if (!text) {
+    fprintf(stderr, "kiln: cannot open '%s'\n", o->file);
+    goto done;
+  }
+  if (relay_parse_module(ctx, text, len, &m)) {
+    fprintf(stderr, "kiln: %s:%s\n", o->file, kiln_context_errmsg(ctx));
+    goto done;
+  }
+  kiln_status st = relay_run_passes(&pc, m, npasses, list);
+  if (o->time) {
+    ir_strbuf tb;
+    ir_sb_init(&tb, ctx);
+    relay_pass_report(&pc, &tb);
+    if (tb.data) fputs(tb.data, stderr);
+    ir_sb_free(&tb);
+  }
+  if (st) {
+    /* "FILE:LINE:COL: message" when the message has a position, else "FILE: message" */
+    const char *msg = kiln_context_errmsg(ctx);
+    fprintf(stderr, "kiln: %s:%s%s\n", o->file, msg[0] >= '0' && msg[0] <= '9' ? "" : " ", msg);
+    goto done;
+  }
+  if (relay_print_module_opts(m, &sb, o->elide ? 8 : -1) || !sb.data) {
+    fail("printing failed", ctx);
+    goto done;
+  }
+  fputs(sb.data, stdout);
+  rc = 0;
+done:
+  ir_sb_free(&sb);
+  free(text);
+  relay_module_free(m);
+  kiln_context_free(ctx);
+  return rc;
+}
+
+static int parse_relay_options(int argc, char **argv, relay_options *o) {
+  memset(o, 0, sizeof *o);
+  o->opt_level = 3;
+  o->verify = 1;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--passes") == 0 && i + 1 < argc) {
+      o->passes = argv[++i];
+    } else if (strcmp(a, "--bind") == 0 && i + 1 < argc) {
+      char *eq = strchr(argv[++i], '=');
+      char *end;
+      if (!eq || eq == argv[i] || o->nbinds == 32) {
+        fprintf(stderr, "kiln relay: --bind takes NAME=VALUE, not '%s'\n", argv[i]);
+        return 1;
+      }
+      *eq = 0;
+      long long v = strtoll(eq + 1, &end, 10);
+      if (*end || end == eq + 1) {
+        fprintf(stderr, "kiln relay: --bind %s: '%s' is not an integer\n", argv[i], eq + 1);
+        return 1;
+      }
+      o->bind_names[o->nbinds] = argv[i];
+      o->bind_values[o->nbinds++] = v;
+    } else if (strcmp(a, "--opt-level") == 0 && i + 1 < argc) {
+      char *end;
+      o->opt_level = (int)strtol(argv[++i], &end, 10);
+      if (*end || end == argv[i]) {
+        fprintf(stderr, "kiln relay: --opt-level takes a number, not '%s'\n", argv[i]);
+        return 1;
+      }
+    } else if (strcmp(a, "--dump") == 0) {
+      o->dump = 1;
+    } else if (strcmp(a, "--time") == 0) {
+      o->time = 1;
+    } else if (strcmp(a, "--no-verify") == 0) {
+      o->verify = 0;
+    } else if (strcmp(a, "--elide") == 0) {
+      o->elide = 1;
+    } else if (a[0] == '-') {
+      fprintf(stderr, "kiln relay: unknown option '%s'\n%s", a, usage);
+      return 1;
+    } else if (!o->file) {
+      o->file = a;
+    } else {
+      fprintf(stderr, "kiln relay: more than one file given ('%s')\n", a);
+      return 1;
+    }
+  }
+  if (!o->file && !(o->passes && strcmp(o->passes, "list") == 0)) {
+    fprintf(stderr, "kiln relay: no file given\n%s", usage);
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
     fputs(usage, argc < 2 ? stderr : stdout);
@@ -373,6 +660,11 @@ int main(int argc, char **argv) {
     options o;
     if (parse_tir_options(argc - 2, argv + 2, &o)) return 1;
     return cmd_tir(&o);
+  }
+  if (strcmp(argv[1], "relay") == 0) {
+    relay_options o;
+    if (parse_relay_options(argc - 2, argv + 2, &o)) return 1;
+    return cmd_relay(&o);
   }
   fprintf(stderr, "kiln: unknown command '%s'\n%s", argv[1], usage);
   return 1;
