@@ -178,6 +178,52 @@ static kiln_status write_features(kiln_context *ctx, const feature_list *fl, cha
   return KILN_OK;
 }
 
+/* ---- CPU names ------------------------------------------------------------------------ */
+
+/* The CPU names LLVM 19 accepts for 64-bit code (llc-19 -mcpu=help, less the 32-bit-only x86
+ * CPUs). LLVM itself only warns about an unknown name and then fails hard on x86_64 ("64-bit
+ * code requested on a subtarget that doesn't support it"), so names are checked here. */
+static const char *const x86_64_cpus[] = {
+    "alderlake", "amdfam10", "arrowlake", "arrowlake-s", "arrowlake_s", "athlon-fx", "athlon64",
+    "athlon64-sse3", "atom", "atom_sse4_2", "atom_sse4_2_movbe", "barcelona", "bdver1",
+    "bdver2", "bdver3", "bdver4", "bonnell", "broadwell", "btver1", "btver2", "cannonlake",
+    "cascadelake", "clearwaterforest", "cooperlake", "core-avx-i", "core-avx2", "core2",
+    "core_2_duo_sse4_1", "core_2_duo_ssse3", "core_2nd_gen_avx", "core_3rd_gen_avx",
+    "core_4th_gen_avx", "core_4th_gen_avx_tsx", "core_5th_gen_avx", "core_5th_gen_avx_tsx",
+    "core_aes_pclmulqdq", "core_i7_sse4_2", "corei7", "corei7-avx", "emeraldrapids", "generic",
+    "goldmont", "goldmont-plus", "goldmont_plus", "gracemont", "grandridge", "graniterapids",
+    "graniterapids-d", "graniterapids_d", "haswell", "icelake-client", "icelake-server",
+    "icelake_client", "icelake_server", "ivybridge", "k8", "k8-sse3", "knl", "knm", "lunarlake",
+    "meteorlake", "mic_avx512", "nehalem", "nocona", "opteron", "opteron-sse3", "pantherlake",
+    "penryn", "raptorlake", "rocketlake", "sandybridge", "sapphirerapids", "sierraforest",
+    "silvermont", "skx", "skylake", "skylake-avx512", "skylake_avx512", "slm", "tigerlake",
+    "tremont", "westmere", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "znver1", "znver2",
+    "znver3", "znver4", "znver5",
+};
+static const char *const aarch64_cpus[] = {
+    "a64fx", "ampere1", "ampere1a", "ampere1b", "apple-a10", "apple-a11", "apple-a12",
+    "apple-a13", "apple-a14", "apple-a15", "apple-a16", "apple-a17", "apple-a7", "apple-m4",
+    "carmel", "cortex-a34", "cortex-a35", "cortex-a510", "cortex-a520", "cortex-a520ae",
+    "cortex-a53", "cortex-a55", "cortex-a57", "cortex-a65", "cortex-a65ae", "cortex-a710",
+    "cortex-a715", "cortex-a72", "cortex-a720", "cortex-a720ae", "cortex-a725", "cortex-a73",
+    "cortex-a75", "cortex-a76", "cortex-a76ae", "cortex-a77", "cortex-a78", "cortex-a78ae",
+    "cortex-a78c", "cortex-r82", "cortex-r82ae", "cortex-x1", "cortex-x1c", "cortex-x2",
+    "cortex-x3", "cortex-x4", "cortex-x925", "exynos-m3", "exynos-m4", "exynos-m5", "falkor",
+    "generic", "kryo", "neoverse-512tvb", "neoverse-e1", "neoverse-n1", "neoverse-n2",
+    "neoverse-n3", "neoverse-v1", "neoverse-v2", "neoverse-v3", "neoverse-v3ae", "oryon-1",
+    "saphira", "thunderx", "thunderx2t99", "thunderx3t110", "thunderxt81", "thunderxt83",
+    "thunderxt88", "tsv110",
+};
+
+static bool known_cpu(const char *arch, const char *cpu) {
+  bool x86 = strcmp(arch, "x86_64") == 0;
+  const char *const *list = x86 ? x86_64_cpus : aarch64_cpus;
+  size_t n = x86 ? sizeof x86_64_cpus / sizeof *x86_64_cpus : sizeof aarch64_cpus / sizeof *aarch64_cpus;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(list[i], cpu) == 0) return true;
+  return false;
+}
+
 /* ---- Vector width ------------------------------------------------------------------------ */
 
 /* x86 CPUs by the widest vector ISA LLVM enables for them: 3 = AVX-512 (512-bit), 2 = AVX2
@@ -426,6 +472,11 @@ static kiln_status parse_target(kiln_context *ctx, const char *s, const host_des
   /* CPU: given, else the host's, else generic. */
   if (given[OPT_CPU]) {
     if ((st = copy_name(ctx, OPT_CPU, val[OPT_CPU], t.cpu, sizeof t.cpu))) return st;
+    if (!known_cpu(arch, t.cpu))
+      return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_PARSE,
+                     "unknown CPU '%s' for %s in target option -mcpu (e.g. %s)", t.cpu, arch,
+                     strcmp(arch, "x86_64") == 0 ? "znver4, skylake-avx512, x86-64-v3, generic"
+                                                  : "neoverse-n1, cortex-a76, generic");
   } else {
     const char *cpu = t.is_host && host->cpu[0] ? host->cpu : "generic";
     if (strlen(cpu) >= sizeof t.cpu)

@@ -78,5 +78,30 @@ expect 1 "unannotated.relay:1:38: InferType @main: parameter %w needs a type ann
 printf 'def @main(%%x: Tensor[(2,), float32]) {\n  add(%%x, %%y)\n}\n' > "$tmp/undefined.relay"
 expect 1 "undefined.relay:2:11" "$kiln" relay "$tmp/undefined.relay"
 
+# kiln asm: assembly and LLVM IR of the generated code
+expect 0 "dense_bias_relu:" "$kiln" asm "$src/tools/models/default.tir"
+expect 0 "zmm\|vfmadd" "$kiln" asm "$src/tools/models/default.tir" --target "llvm -mcpu=znver4 -mattr=+avx512f,+fma -fast-math"
+expect 0 "fmax" "$kiln" asm "$src/tools/models/default.tir" --target "llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1"
+expect 0 "define .*@dense_bias_relu" "$kiln" asm "$src/tools/models/default.tir" --ir --func dense_bias_relu
+expect 0 "target triple = \"aarch64" "$kiln" asm "$src/tools/models/default.tir" --ir --target "llvm -mtriple=aarch64-linux-gnu"
+# --no-opt keeps the unoptimized IR (allocas that -O3 removes)
+noopt=$("$kiln" asm "$src/tools/models/default.tir" --ir --no-opt 2>&1 | grep -c "alloca")
+opt=$("$kiln" asm "$src/tools/models/default.tir" --ir 2>&1 | grep -c "alloca")
+if [ "$noopt" -le "$opt" ]; then
+  echo "FAIL: kiln asm --no-opt IR has $noopt allocas, optimized $opt"; failures=$((failures + 1))
+fi
+if ! "$kiln" asm "$src/tools/models/default.tir" -o "$tmp/out.s" || ! grep -q "dense_bias_relu:" "$tmp/out.s"; then
+  echo "FAIL: kiln asm -o did not write the assembly"; failures=$((failures + 1))
+fi
+expect 1 "no function 'nope'" "$kiln" asm "$src/tools/models/default.tir" --func nope
+expect 1 "unknown target option" "$kiln" asm "$src/tools/models/default.tir" --target "llvm -bogus=1"
+expect 1 "cannot open" "$kiln" asm "$tmp/missing.tir"
+expect 1 "no file given" "$kiln" asm
+expect 1 "unknown option or missing value: '--bogus'" "$kiln" asm "$src/tools/models/default.tir" --bogus
+expect 1 "opt-level takes" "$kiln" asm "$src/tools/models/default.tir" --opt-level 9
+expect 1 "bad.tir:3:1" "$kiln" asm "$tmp/bad.tir"
+expect 1 "cannot write" "$kiln" asm "$src/tools/models/default.tir" -o "$tmp/no/such/dir/out.s"
+expect 1 "unknown CPU 'bogus'" "$kiln" asm "$src/tools/models/default.tir" --target "llvm -mcpu=bogus"
+
 if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -368,6 +368,11 @@ START_TEST(test_malformed_targets) {
   check_error("cuda", KILN_ERR_PARSE, "unknown target kind 'cuda'");
   check_error("llvm2 -mcpu=znver4", KILN_ERR_PARSE, "unknown target kind 'llvm2'");
   check_error("-mcpu=znver4", KILN_ERR_PARSE, "unknown target kind '-mcpu=znver4'");
+  /* CPU names LLVM does not know (or 32-bit-only ones) would make LLVM abort later */
+  check_error("llvm -mcpu=bogus", KILN_ERR_PARSE, "unknown CPU 'bogus' for x86_64");
+  check_error("llvm -mcpu=pentium4", KILN_ERR_PARSE, "unknown CPU 'pentium4' for x86_64");
+  check_error("llvm -mtriple=aarch64-linux-gnu -mcpu=znver4", KILN_ERR_PARSE,
+              "unknown CPU 'znver4' for aarch64");
   check_error("llvm -mfoo=1", KILN_ERR_PARSE, "unknown target option '-mfoo=1'");
   check_error("llvm mcpu=znver4", KILN_ERR_PARSE, "unknown target option 'mcpu=znver4'");
   check_error("llvm --mcpu=znver4", KILN_ERR_PARSE, "unknown target option '--mcpu=znver4'");

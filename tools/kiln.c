@@ -17,6 +17,9 @@
 #include "relay/text.h"
 #include "target/codegen.h"
 
+/* `kiln asm` (cmd_asm.c). */
+int kiln_cmd_asm(int argc, char **argv);
+
 static const char usage[] =
     "usage: kiln <command> [options]\n"
     "\n"
@@ -32,6 +35,8 @@ static const char usage[] =
     "        --bind adds BindShapes after InferType) and print the result; --dump\n"
     "        prints the module after every pass that changed it, --time the time of\n"
     "        each pass, --elide shortens large constants; --passes list lists them\n"
+    "  asm FILE.tir [--target T] [--func NAME] [--ir] [--no-opt | --opt-level N] [-o OUT]\n"
+    "        print the assembly (or with --ir the LLVM IR) generated for a TIR program\n"
     "  version        print the kiln version\n"
     "  help           print this text\n";
 
@@ -656,6 +661,7 @@ int main(int argc, char **argv) {
     printf("kiln %s\n", kiln_version());
     return 0;
   }
+  if (strcmp(argv[1], "asm") == 0) return kiln_cmd_asm(argc - 2, argv + 2);
   if (strcmp(argv[1], "tir") == 0) {
     options o;
     if (parse_tir_options(argc - 2, argv + 2, &o)) return 1;
