@@ -9,7 +9,8 @@
 /* ---- Equality ------------------------------------------------------------------------ */
 
 typedef struct eq_state {
-  ir_ptrmap l2r, r2l;
+  ir_ptrmap l2r, r2l; /* paired variables and buffers, both ways */
+  ir_ptrmap same;     /* non-binding nodes already found equal: left -> right */
   bool oom;
 } eq_state;
 
@@ -105,17 +106,26 @@ static bool eq_node(eq_state *s, const ir_node *a, const ir_node *b) {
   /* The content hash ignores names and binding, so differing hashes mean different nodes. */
   if (a->kind != b->kind || a->hash != b->hash || !ir_dt_eq(a->dtype, b->dtype)) return false;
   if (ir_is_binding(a)) return eq_use(s, a, b);
-  return eq_fields(s, a, b);
+  /* A shared subexpression (graphs are DAGs) met again with the same partner was equal the
+   * first time and is again: the pairings it made are still in place. Without this, chains
+   * of diamonds (residual blocks) take exponential time. A different partner is compared in
+   * full: a DAG and the tree it unfolds to are equal. */
+  if (ir_ptrmap_get(&s->same, a) == b) return true;
+  if (!eq_fields(s, a, b)) return false;
+  if (ir_ptrmap_put(&s->same, a, (void *)b)) s->oom = true;
+  return !s->oom;
 }
 
 bool ir_structural_equal(kiln_context *ctx, const ir_node *a, const ir_node *b) {
   eq_state s;
   ir_ptrmap_init(&s.l2r, ctx);
   ir_ptrmap_init(&s.r2l, ctx);
+  ir_ptrmap_init(&s.same, ctx);
   s.oom = false;
   bool r = eq_node(&s, a, b) && !s.oom;
   ir_ptrmap_free(&s.l2r);
   ir_ptrmap_free(&s.r2l);
+  ir_ptrmap_free(&s.same);
   return r;
 }
 

@@ -33,12 +33,15 @@ static const char *type_str(const relay_type *t) {
   return buf;
 }
 
-/* dense(x, w) + b -> relu, with x [n, 8] symbolic in n when sym. */
+/* A variable as an expression; NULL stays NULL (constructors then fail cleanly). */
+#define VX(v) ((v) ? &(v)->h : NULL)
+
+/* dense(x, w) + b -> relu, with x [batch, 8]. */
 static relay_expr *mlp(relay_var **px, relay_var **pw, ir_expr *batch) {
   ir_expr *xs[2] = {batch, ir_int(A, KILN_INT64, 8)};
   relay_var *x = relay_var_new(A, "x", relay_tensor_type_new(A, KILN_FLOAT32, 2, xs));
   relay_var *w = relay_var_new(A, "w", tt(KILN_FLOAT32, 2, (int64_t[]){4, 8}));
-  relay_expr *d = relay_call_op(A, "nn.dense", 2, (relay_expr *[]){&x->h, &w->h}, 0, NULL);
+  relay_expr *d = relay_call_op(A, "nn.dense", 2, (relay_expr *[]){VX(x), VX(w)}, 0, NULL);
   relay_expr *b = relay_const_new(A, tt(KILN_FLOAT32, 1, (int64_t[]){4}),
                                   (float[]){1, 2, 3, 4}, 16);
   relay_expr *r = relay_call_op(A, "nn.relu", 1,
@@ -195,6 +198,30 @@ START_TEST(test_structural_equal_and_hash) {
 }
 END_TEST
 
+/* A chain of 64 diamonds (each node used twice by the next, as residual blocks are): 2^64
+ * paths, so equality must visit each shared node once, not once per path. */
+static relay_expr *diamonds(relay_var *x, int n) {
+  relay_expr *e = &x->h;
+  for (int i = 0; i < n; i++)
+    e = relay_call_op(A, i % 2 ? "add" : "multiply", 2, (relay_expr *[]){e, e}, 0, NULL);
+  return e;
+}
+
+START_TEST(test_equality_of_shared_subexpressions) {
+  relay_type *t = tt(KILN_FLOAT32, 1, (int64_t[]){4});
+  relay_var *x = relay_var_new(A, "x", t), *y = relay_var_new(A, "y", t);
+  relay_expr *f = relay_func_new(A, 1, &x, NULL, diamonds(x, 64), 0, NULL);
+  relay_expr *g = relay_func_new(A, 1, &y, NULL, diamonds(y, 64), 0, NULL);
+  ck_assert(ir_structural_equal(ctx, f, g));
+  relay_expr *h = relay_func_new(A, 1, &y, NULL, diamonds(y, 63), 0, NULL);
+  ck_assert(!ir_structural_equal(ctx, f, h));
+  /* a DAG equals its partial unfolding: add(e, e) against add(e, copy of e) */
+  relay_call *last = relay_as_call(relay_as_func(g)->body);
+  relay_expr *unshared = relay_call_op(A, "add", 2, (relay_expr *[]){last->args[0], diamonds(y, 63)}, 0, NULL);
+  ck_assert(ir_structural_equal(ctx, &last->h, unshared));
+}
+END_TEST
+
 START_TEST(test_deep_copy) {
   ir_arena *src = ir_arena_new(ctx), *saved = A;
   A = src;
@@ -331,7 +358,7 @@ START_TEST(test_type_compare_out_of_memory) {
     ir_expr *d2 = ir_mul(a, ir_int(a, KILN_INT64, 2), &n->h); /* 2 * n: equal after simplifying */
     relay_var *v = relay_var_new(a, "v", relay_tensor_type_new(a, KILN_FLOAT32, 1, &d1));
     relay_var *u = relay_var_new(a, "u", relay_tensor_type_new(a, KILN_FLOAT32, 1, &d2));
-    relay_expr *let = relay_let_new(a, v, &u->h, &v->h);
+    relay_expr *let = relay_let_new(a, v, VX(u), VX(v));
     kiln_status code = kiln_context_errcode(ctx);
     kiln_context_fail_alloc(ctx, 0);
     ir_arena_free(a);
@@ -355,6 +382,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_attr_normalization);
   tcase_add_test(tc, test_structural_equal_and_hash);
   tcase_add_test(tc, test_deep_copy);
+  tcase_add_test(tc, test_equality_of_shared_subexpressions);
   tcase_add_test(tc, test_memo_mutator_keeps_sharing);
   tcase_add_test(tc, test_module);
   tcase_add_test(tc, test_op_registry);
