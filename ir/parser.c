@@ -77,14 +77,12 @@
  * Errors leave through longjmp to the setjmp in `guarded` (STYLE allows it inside a parser):
  * every node lives in an arena and every temporary in the scratch arena, so unwinding needs
  * no bookkeeping; the entry points free the arenas. */
-#include <errno.h>
-#include <locale.h>
 #include <math.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lex.h"
 #include "text.h"
 
 enum { MAX_NESTING = 256, MAX_EXPR_DEPTH = 1024 };
@@ -141,10 +139,7 @@ typedef struct scope_entry {
 
 typedef struct parser {
   kiln_context *ctx;
-  const char *src;
-  size_t len, pos;    /* pos: where the lexer continues (just after tok) */
-  uint32_t line;      /* line of pos, from 1 */
-  size_t line_start;  /* offset of the first byte of that line */
+  ir_lexer lx;        /* the source, where lexing continues (just after tok), the error exit */
   token tok;          /* the current token */
   ir_arena *arena;    /* where the nodes go */
   ir_arena *scratch;  /* names, lists, decoded strings, the scope: freed after parsing */
@@ -156,31 +151,14 @@ typedef struct parser {
   int nvars;          /* ir_parse_expr: the variables it was given */
   ir_var *const *vars;
   ir_expr *result;
-  kiln_status status;
-  jmp_buf jmp;
 } parser;
 
-/* Records an error at sp and unwinds to the parser's entry. */
-static _Noreturn void fail_at(parser *p, ir_span sp, kiln_status code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static _Noreturn void fail_at(parser *p, ir_span sp, kiln_status code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ir_vfail(p->ctx, sp, code, fmt, ap);
-  va_end(ap);
-  p->status = code;
-  longjmp(p->jmp, 1);
-}
+/* Records an error at sp and unwinds to the parser's entry (see lex.h). */
+#define fail_at(p, ...) ir_lex_fail(&(p)->lx, __VA_ARGS__)
 
 /* A constructor or an allocation returned NULL; it recorded the error (constructors with the
  * position the parser put in arena->span) on the context. */
-static _Noreturn void fail_ctx(parser *p) {
-  if (!p->ctx->code)
-    ir_fail(p->ctx, p->tok.span, KILN_ERR_INTERNAL, "a constructor failed without an error");
-  p->status = p->ctx->code;
-  longjmp(p->jmp, 1);
-}
+static _Noreturn void fail_ctx(parser *p) { ir_lex_fail_ctx(&p->lx, p->tok.span); }
 
 static void *need(parser *p, void *x) {
   if (!x) fail_ctx(p);
@@ -190,7 +168,7 @@ static void *need(parser *p, void *x) {
 /* Runs fn with the parser's error exit set up. Nothing in this frame changes after setjmp,
  * so returning through longjmp is well defined. */
 static kiln_status guarded(parser *p, void (*fn)(parser *)) {
-  if (setjmp(p->jmp)) return p->status;
+  if (setjmp(p->lx.jmp)) return p->lx.status;
   fn(p);
   return KILN_OK;
 }
@@ -205,134 +183,28 @@ static void leave(parser *p) { p->nesting--; }
 
 /* ---- Lexer ----------------------------------------------------------------------------- */
 
-static bool is_digit(int c) { return c >= '0' && c <= '9'; }
-static bool is_ident_start(int c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-static bool is_ident_char(int c) { return is_ident_start(c) || is_digit(c); }
-
-static ir_span span_at(parser *p, size_t pos) {
-  size_t col = pos - p->line_start + 1;
-  return (ir_span){p->line, col > UINT32_MAX ? UINT32_MAX : (uint32_t)col};
-}
-
-static void skip_space(parser *p) {
-  while (p->pos < p->len) {
-    char c = p->src[p->pos];
-    if (c == '\n') {
-      p->pos++;
-      p->line++;
-      p->line_start = p->pos;
-    } else if (c == ' ' || c == '\t' || c == '\r') {
-      p->pos++;
-    } else if (c == '#') {
-      while (p->pos < p->len && p->src[p->pos] != '\n') p->pos++;
-    } else {
-      break;
-    }
-  }
-}
-
-static int hex_value(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Lexes a string starting at p->pos (on the opening quote) and decodes its escapes. Strings
- * end on the same line. */
-static void lex_string(parser *p, token *t) {
-  size_t start = p->pos, i = start + 1;
-  while (i < p->len && p->src[i] != '"' && p->src[i] != '\n') {
-    if (p->src[i] == '\\' && i + 1 < p->len && p->src[i + 1] != '\n') i++;
-    i++;
-  }
-  if (i >= p->len || p->src[i] != '"')
-    fail_at(p, t->span, KILN_ERR_PARSE, "unterminated string (strings end on the line they start)");
-  char *out = need(p, ir_arena_alloc(p->scratch, i - start));
-  size_t n = 0;
-  for (size_t k = start + 1; k < i; k++) {
-    char c = p->src[k];
-    if (c == 0) fail_at(p, span_at(p, k), KILN_ERR_PARSE, "a string cannot contain a NUL byte");
-    if (c != '\\') {
-      out[n++] = c;
-      continue;
-    }
-    char e = p->src[++k];
-    switch (e) {
-    case '"': out[n++] = '"'; break;
-    case '\\': out[n++] = '\\'; break;
-    case 'n': out[n++] = '\n'; break;
-    case 't': out[n++] = '\t'; break;
-    case 'r': out[n++] = '\r'; break;
-    case 'x': {
-      int hi = k + 1 < i ? hex_value((unsigned char)p->src[k + 1]) : -1;
-      int lo = k + 2 < i ? hex_value((unsigned char)p->src[k + 2]) : -1;
-      if (hi < 0 || lo < 0)
-        fail_at(p, span_at(p, k - 1), KILN_ERR_PARSE, "expected two hex digits after '\\x'");
-      if (hi == 0 && lo == 0)
-        fail_at(p, span_at(p, k - 1), KILN_ERR_PARSE, "a string cannot contain a NUL byte");
-      out[n++] = (char)(hi * 16 + lo);
-      k += 2;
-      break;
-    }
-    default:
-      if ((unsigned char)e >= 0x20 && (unsigned char)e < 0x7f)
-        fail_at(p, span_at(p, k - 1), KILN_ERR_PARSE,
-                "unknown escape '\\%c' in a string (use \\\" \\\\ \\n \\t \\r or \\xHH)", e);
-      fail_at(p, span_at(p, k - 1), KILN_ERR_PARSE, "unknown escape in a string");
-    }
-  }
-  out[n] = 0;
-  t->kind = T_STR;
-  t->str = out;
-  p->pos = i + 1;
-}
-
-/* Lexes a number: digits, an optional fraction and exponent, then a suffix (letters and
- * digits) that literal() checks. */
-static void lex_number(parser *p, token *t) {
-  size_t i = p->pos;
-  while (i < p->len && is_digit(p->src[i])) i++;
-  if (i < p->len && p->src[i] == '.') {
-    if (i + 1 >= p->len || !is_digit(p->src[i + 1]))
-      fail_at(p, span_at(p, i), KILN_ERR_PARSE, "expected a digit after '.' in a number");
-    i++;
-    while (i < p->len && is_digit(p->src[i])) i++;
-  }
-  if (i < p->len && (p->src[i] == 'e' || p->src[i] == 'E')) {
-    size_t j = i + 1;
-    if (j < p->len && (p->src[j] == '+' || p->src[j] == '-')) j++;
-    if (j < p->len && is_digit(p->src[j])) {
-      i = j;
-      while (i < p->len && is_digit(p->src[i])) i++;
-    }
-  }
-  while (i < p->len && is_ident_char(p->src[i])) i++;
-  t->kind = T_NUM;
-  p->pos = i;
-}
-
 /* Moves to the next token. */
 static void next(parser *p) {
-  skip_space(p);
+  ir_lex_skip_space(&p->lx);
   token *t = &p->tok;
-  t->span = span_at(p, p->pos);
-  t->s = p->src + p->pos;
+  t->span = ir_lex_span(&p->lx, p->lx.pos);
+  t->s = p->lx.src + p->lx.pos;
   t->str = NULL;
-  size_t start = p->pos;
-  if (p->pos >= p->len) {
+  size_t start = p->lx.pos;
+  if (p->lx.pos >= p->lx.len) {
     t->kind = T_EOF;
-  } else if (is_ident_start(p->src[p->pos])) {
-    while (p->pos < p->len && is_ident_char(p->src[p->pos])) p->pos++;
+  } else if (ir_is_ident_start(p->lx.src[p->lx.pos])) {
+    while (p->lx.pos < p->lx.len && ir_is_ident_char(p->lx.src[p->lx.pos])) p->lx.pos++;
     t->kind = T_IDENT;
-  } else if (is_digit(p->src[p->pos])) {
-    lex_number(p, t);
-  } else if (p->src[p->pos] == '"') {
-    lex_string(p, t);
+  } else if (ir_is_digit(p->lx.src[p->lx.pos])) {
+    ir_lex_number(&p->lx, IR_NUM_FRACTION | IR_NUM_STRICT_DOT);
+    t->kind = T_NUM;
+  } else if (p->lx.src[p->lx.pos] == '"') {
+    t->str = ir_lex_string(&p->lx, p->scratch, t->span);
+    t->kind = T_STR;
   } else {
-    char first = p->src[p->pos], second = p->pos + 1 < p->len ? p->src[p->pos + 1] : 0;
+    char first = p->lx.src[p->lx.pos];
+    char second = p->lx.pos + 1 < p->lx.len ? p->lx.src[p->lx.pos + 1] : 0;
     size_t i = 0;
     for (; i < sizeof puncts / sizeof puncts[0]; i++)
       if (puncts[i].s[0] == first && (!puncts[i].s[1] || puncts[i].s[1] == second)) break;
@@ -343,9 +215,9 @@ static void next(parser *p) {
       fail_at(p, t->span, KILN_ERR_PARSE, "unexpected byte 0x%02x", c);
     }
     t->kind = puncts[i].kind;
-    p->pos += puncts[i].s[1] ? 2 : 1;
+    p->lx.pos += puncts[i].s[1] ? 2 : 1;
   }
-  t->len = p->pos - start;
+  t->len = p->lx.pos - start;
 }
 
 /* The token as messages show it: 'text', a string, or end of input. */
@@ -546,7 +418,7 @@ static int small_int(parser *p, const char *what) {
   char b[64];
   token t = p->tok;
   size_t n = 0;
-  while (n < t.len && is_digit(t.s[n])) n++;
+  while (n < t.len && ir_is_digit(t.s[n])) n++;
   bool plain = t.kind == T_NUM && n > 0 &&
                (n == t.len || (t.len - n == 3 && memcmp(t.s + n, "i32", 3) == 0));
   if (!plain)
@@ -580,15 +452,7 @@ static double parse_double(parser *p, const token *t, size_t n, bool *overflow) 
   char *buf = n < sizeof small ? small : need(p, ir_arena_alloc(p->scratch, n + 1));
   memcpy(buf, t->s, n);
   buf[n] = 0;
-  const char *dp = localeconv()->decimal_point;
-  if (dp && dp[0] && dp[0] != '.' && !dp[1]) {
-    char *dot = strchr(buf, '.');
-    if (dot) *dot = dp[0];
-  }
-  errno = 0;
-  double v = strtod(buf, NULL);
-  *overflow = errno == ERANGE && isinf(v);
-  return v;
+  return ir_strtod_c(buf, NULL, overflow);
 }
 
 // literal = NUMBER | "inf_f32" | "nan_f32" | ...      (negated when unary saw a "-")
@@ -606,17 +470,17 @@ static ir_expr *literal(parser *p, bool neg, ir_span sp) {
   /* The numeric part: digits, fraction, exponent. The rest is the suffix. */
   size_t n = 0;
   bool is_float = false;
-  while (n < t.len && is_digit(t.s[n])) n++;
+  while (n < t.len && ir_is_digit(t.s[n])) n++;
   if (n < t.len && t.s[n] == '.') {
     is_float = true;
-    for (n++; n < t.len && is_digit(t.s[n]); n++) {}
+    for (n++; n < t.len && ir_is_digit(t.s[n]); n++) {}
   }
   if (n < t.len && (t.s[n] == 'e' || t.s[n] == 'E')) {
     size_t j = n + 1;
     if (j < t.len && (t.s[j] == '+' || t.s[j] == '-')) j++;
-    if (j < t.len && is_digit(t.s[j])) {
+    if (j < t.len && ir_is_digit(t.s[j])) {
       is_float = true;
-      for (n = j; n < t.len && is_digit(t.s[n]); n++) {}
+      for (n = j; n < t.len && ir_is_digit(t.s[n]); n++) {}
     }
   }
   const char *suffix = t.s + n;
@@ -1506,8 +1370,8 @@ static void module(parser *p) {
               describe(&p->tok, b, sizeof b));
     kiln_status st = ir_module_add(p->mod, func(p));
     if (st) {
-      p->status = st;
-      longjmp(p->jmp, 1);
+      p->lx.status = st;
+      longjmp(p->lx.jmp, 1);
     }
   }
 }
@@ -1515,9 +1379,7 @@ static void module(parser *p) {
 static void init_parser(parser *p, kiln_context *ctx, const char *text, size_t len) {
   memset(p, 0, sizeof *p);
   p->ctx = ctx;
-  p->src = text;
-  p->len = len;
-  p->line = 1;
+  ir_lex_init(&p->lx, ctx, text, len);
 }
 
 kiln_status ir_parse_module(kiln_context *ctx, const char *text, size_t len, const char *name,

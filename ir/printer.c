@@ -5,67 +5,13 @@
  * never from addresses. Used for dumps, error messages, the tuning database (workloads are
  * stored as text), kiln_tir_module_simplify (which copies modules through the text) and
  * tests. */
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lex.h"
 #include "text.h"
-
-/* ---- Name sets --------------------------------------------------------------------------- */
-
-/* The names already given out in a function, with, for each, the next numeric suffix to try
- * when another variable wants the same name (so n variables called `i` cost O(n), not
- * O(n^2)). Open addressing over context memory; the strings live in the printer's arena. */
-typedef struct name_entry {
-  const char *s;
-  unsigned long next;
-} name_entry;
-
-typedef struct nameset {
-  kiln_context *ctx;
-  name_entry *slots;
-  size_t cap, len;
-} nameset;
-
-static void ns_free(nameset *ns) {
-  ir_free(ns->ctx, ns->slots, ns->cap * sizeof *ns->slots);
-  ns->slots = NULL;
-  ns->cap = ns->len = 0;
-}
-
-static name_entry *ns_find(const nameset *ns, const char *s) {
-  if (!ns->cap) return NULL;
-  for (size_t i = ir_hash_str(0, s) & (ns->cap - 1);; i = (i + 1) & (ns->cap - 1)) {
-    if (!ns->slots[i].s) return NULL;
-    if (strcmp(ns->slots[i].s, s) == 0) return &ns->slots[i];
-  }
-}
-
-/* Adds s (not yet present); false when out of memory. */
-static bool ns_add(nameset *ns, const char *s) {
-  if ((ns->len + 1) * 2 > ns->cap) {
-    size_t cap = ns->cap ? ns->cap * 2 : 64;
-    name_entry *slots = ir_malloc(ns->ctx, cap * sizeof *slots);
-    if (!slots) return false;
-    memset(slots, 0, cap * sizeof *slots);
-    for (size_t i = 0; i < ns->cap; i++) {
-      if (!ns->slots[i].s) continue;
-      size_t j = ir_hash_str(0, ns->slots[i].s) & (cap - 1);
-      while (slots[j].s) j = (j + 1) & (cap - 1);
-      slots[j] = ns->slots[i];
-    }
-    ir_free(ns->ctx, ns->slots, ns->cap * sizeof *ns->slots);
-    ns->slots = slots;
-    ns->cap = cap;
-  }
-  size_t i = ir_hash_str(0, s) & (ns->cap - 1);
-  while (ns->slots[i].s) i = (i + 1) & (ns->cap - 1);
-  ns->slots[i] = (name_entry){s, 1};
-  ns->len++;
-  return true;
-}
 
 /* ---- Printer state ----------------------------------------------------------------------- */
 
@@ -75,7 +21,7 @@ typedef struct printer {
   int indent;
   ir_arena *names; /* the printed names (made on first use) */
   ir_ptrmap named; /* variable or buffer -> its printed name */
-  nameset taken;
+  ir_nameset taken; /* the names given out in the current function */
   bool oom;
 } printer;
 
@@ -84,19 +30,19 @@ static void printer_init(printer *p, kiln_context *ctx, ir_strbuf *sb) {
   p->ctx = ctx;
   p->sb = sb;
   ir_ptrmap_init(&p->named, ctx);
-  p->taken.ctx = ctx;
+  ir_nameset_init(&p->taken, ctx);
 }
 
 /* Forgets every name: each function has its own names. */
 static void printer_reset_names(printer *p) {
   ir_ptrmap_free(&p->named);
-  ns_free(&p->taken);
+  ir_nameset_free(&p->taken);
   if (p->names) ir_arena_reset(p->names);
 }
 
 static void printer_free(printer *p) {
   ir_ptrmap_free(&p->named);
-  ns_free(&p->taken);
+  ir_nameset_free(&p->taken);
   ir_arena_free(p->names);
   p->names = NULL;
 }
@@ -116,11 +62,9 @@ static void pad(printer *p) {
 /* ---- Names ------------------------------------------------------------------------------- */
 
 static bool is_identifier(const char *s) {
-  if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) return false;
+  if (!ir_is_ident_start((unsigned char)*s)) return false;
   for (s++; *s; s++)
-    if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-          (*s >= '0' && *s <= '9')))
-      return false;
+    if (!ir_is_ident_char((unsigned char)*s)) return false;
   return true;
 }
 
@@ -135,12 +79,8 @@ static char *sanitize(printer *p, const char *hint) {
     return s;
   }
   size_t k = 0;
-  if (hint[0] >= '0' && hint[0] <= '9') s[k++] = '_';
-  for (size_t i = 0; i < n; i++) {
-    char c = hint[i];
-    bool ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    s[k++] = ok ? c : '_';
-  }
+  if (ir_is_digit((unsigned char)hint[0])) s[k++] = '_';
+  for (size_t i = 0; i < n; i++) s[k++] = ir_is_ident_char((unsigned char)hint[i]) ? hint[i] : '_';
   s[k] = 0;
   if (ir_text_is_keyword(s, k)) {
     s[k++] = '_';
@@ -154,18 +94,7 @@ static char *sanitize(printer *p, const char *hint) {
 static const char *fresh_name(printer *p, const char *hint) {
   if (!p->names && !(p->names = ir_arena_new(p->ctx))) return NULL;
   char *base = sanitize(p, hint);
-  if (!base) return NULL;
-  name_entry *e = ns_find(&p->taken, base);
-  const char *name = base;
-  if (e) {
-    size_t cap = strlen(base) + 24;
-    char *cand = ir_arena_alloc(p->names, cap);
-    if (!cand) return NULL;
-    do snprintf(cand, cap, "%s_%lu", base, e->next++);
-    while (ns_find(&p->taken, cand));
-    name = cand;
-  }
-  return ns_add(&p->taken, name) ? name : NULL;
+  return base ? ir_nameset_fresh(&p->taken, p->names, base) : NULL;
 }
 
 /* Gives a variable or buffer a fresh name (replacing any earlier one). */
@@ -198,27 +127,10 @@ static void print_dtype(printer *p, kiln_dtype t) {
   puts_(p, kiln_dtype_str(t, b, sizeof b));
 }
 
-/* "..." with \" \\ \n \t \r and \xHH for other control and non-ASCII bytes. */
-static void print_string(printer *p, const char *s) {
-  ir_sb_putn(p->sb, "\"", 1);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"') puts_(p, "\\\"");
-    else if (c == '\\') puts_(p, "\\\\");
-    else if (c == '\n') puts_(p, "\\n");
-    else if (c == '\t') puts_(p, "\\t");
-    else if (c == '\r') puts_(p, "\\r");
-    else if (c < 0x20 || c >= 0x7f) ir_sb_printf(p->sb, "\\x%02x", c);
-    else ir_sb_putn(p->sb, (const char *)&c, 1);
-  }
-  ir_sb_putn(p->sb, "\"", 1);
-}
-
 /* The literal suffix of a type: i8, u64, f32, bf16, ... */
 static void print_suffix(printer *p, kiln_dtype t) {
-  const char *code = t.code == KILN_TYPE_INT ? "i" : t.code == KILN_TYPE_UINT ? "u"
-                     : t.code == KILN_TYPE_BFLOAT ? "bf" : "f";
-  ir_sb_printf(p->sb, "%s%u", code, (unsigned)t.bits);
+  char b[16];
+  puts_(p, ir_dtype_suffix(t, b, sizeof b));
 }
 
 static void print_int(printer *p, const ir_int_imm *x) {
@@ -231,9 +143,10 @@ static void print_int(printer *p, const ir_int_imm *x) {
   if (!(t.code == KILN_TYPE_INT && t.bits == 32)) print_suffix(p, t);
 }
 
-/* The shortest decimal that strtod reads back as exactly v (at most 17 digits), with '.' as
- * the decimal point whatever the locale, then the type suffix: 0.1f32, 1000f64, 1e+20f32. Infinities and NaN print as
- * inf_f32, -inf_f32, nan_f32 (NaN payloads and signs are not kept: all NaNs are equal). */
+/* The shortest decimal that strtod reads back as exactly v (ir_format_float_shortest: at most
+ * 17 digits, '.' as the decimal point whatever the locale), then the type suffix: 0.1f32,
+ * 1000f64, 1e+20f32. Infinities and NaN print as inf_f32, -inf_f32, nan_f32 (NaN payloads and
+ * signs are not kept: all NaNs are equal). */
 static void print_float(printer *p, const ir_float_imm *x) {
   double v = x->value;
   char b[64];
@@ -242,22 +155,7 @@ static void print_float(printer *p, const ir_float_imm *x) {
     print_suffix(p, x->h.dtype);
     return;
   }
-  int prec = 1;
-  for (; prec <= 17; prec++) {
-    snprintf(b, sizeof b, "%.*g", prec, v);
-    double back = strtod(b, NULL);
-    if (memcmp(&back, &v, sizeof v) == 0) break;
-  }
-  /* %g switches to an exponent as soon as the digits run out (1000 -> "1e+03"); write
-   * numbers below 1e17 in plain notation instead. More digits stay exact. */
-  const char *e = strchr(b, 'e');
-  long exp10 = e ? strtol(e + 1, NULL, 10) : -1;
-  if (exp10 >= prec && exp10 <= 16) snprintf(b, sizeof b, "%.*g", (int)exp10 + 1, v);
-  const char *dp = localeconv()->decimal_point;
-  if (dp && dp[0] && dp[0] != '.' && !dp[1]) {
-    char *c = strchr(b, dp[0]);
-    if (c) *c = '.';
-  }
+  ir_format_float_shortest(b, sizeof b, v, NULL, NULL);
   puts_(p, b);
   print_suffix(p, x->h.dtype);
 }
@@ -332,7 +230,7 @@ static void print_annots(printer *p, int n, ir_annot *const *annots) {
   puts_(p, "{");
   for (int i = 0; i < n; i++) {
     if (i) puts_(p, ", ");
-    print_string(p, annots[i]->key);
+    ir_sb_put_quoted(p->sb, annots[i]->key);
     puts_(p, " = ");
     print_expr(p, annots[i]->value);
   }
@@ -359,7 +257,7 @@ static void print_buffer_type(printer *p, const ir_buffer *b) {
   if (b->align != 64) ir_sb_printf(p->sb, ", align=%d", (int)b->align);
   if (b->scope && strcmp(b->scope, "global") != 0) {
     puts_(p, ", scope=");
-    print_string(p, b->scope);
+    ir_sb_put_quoted(p->sb, b->scope);
   }
   puts_(p, ")");
 }
@@ -438,7 +336,7 @@ static bool is_const_true(const ir_expr *e) {
 static void print_block(printer *p, const ir_block_realize *r, const ir_block *b) {
   pad(p);
   puts_(p, r ? "block " : "unrealized block ");
-  print_string(p, b->name);
+  ir_sb_put_quoted(p->sb, b->name);
   puts_(p, "(");
   for (int i = 0; i < b->niters; i++) {
     if (i) puts_(p, ", ");
@@ -527,7 +425,7 @@ static void print_func(printer *p, const ir_func *f) {
   if (is_identifier(f->name))
     puts_(p, f->name);
   else
-    print_string(p, f->name);
+    ir_sb_put_quoted(p->sb, f->name);
   puts_(p, "(");
   for (int i = 0; i < f->nparams; i++) {
     const ir_node *q = f->params[i];
@@ -561,7 +459,7 @@ static void print_node(printer *p, const ir_node *n, int prec) {
   switch ((ir_kind)n->kind) {
   case IR_INT_IMM: print_int(p, (const ir_int_imm *)n); break;
   case IR_FLOAT_IMM: print_float(p, (const ir_float_imm *)n); break;
-  case IR_STR_IMM: print_string(p, ((const ir_str_imm *)n)->value); break;
+  case IR_STR_IMM: ir_sb_put_quoted(p->sb, ((const ir_str_imm *)n)->value); break;
   case IR_VAR: puts_(p, use_name(p, n)); break;
   case IR_ADD:
   case IR_SUB:
@@ -726,7 +624,7 @@ static void print_node(printer *p, const ir_node *n, int prec) {
   case IR_REGION: print_region(p, (const ir_region *)n); break;
   case IR_ANNOT: {
     const ir_annot *x = (const ir_annot *)n;
-    print_string(p, x->key);
+    ir_sb_put_quoted(p->sb, x->key);
     puts_(p, " = ");
     print_expr(p, x->value);
     break;

@@ -92,14 +92,12 @@
  * Parse errors leave through longjmp to the setjmp in `guarded` (STYLE allows it inside a
  * parser): nodes live in the module's arena and temporaries in the scratch arena or the name
  * table, all freed by the entry point. */
-#include <errno.h>
-#include <locale.h>
 #include <math.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/lex.h"
 #include "text.h"
 #include "op.h"
 
@@ -228,45 +226,19 @@ static bool store_float(double d, kiln_dtype t, unsigned char *p) {
   return isinf(d) || !isinf(relay_tensor_get(&v, 0));
 }
 
-/* strtod on a number in the C format ('.' as the decimal point whatever the locale). False
- * when the text is not entirely a number or overflows a double. */
-static bool text_to_double(const char *s, double *out) {
-  char buf[96];
-  size_t n = strlen(s);
-  if (n >= sizeof buf) return false;
-  memcpy(buf, s, n + 1);
-  const char *dp = localeconv()->decimal_point;
-  if (dp && dp[0] && dp[0] != '.' && !dp[1]) {
-    char *c = strchr(buf, '.');
-    if (c) *c = dp[0];
-  }
-  char *end;
-  errno = 0;
-  double d = strtod(buf, &end);
-  if (end == buf || *end) return false;
-  if (errno == ERANGE && isinf(d)) return false;
-  *out = d;
-  return true;
+/* Whether a decimal read back as `back` stores to exactly the element bits in arg. */
+typedef struct float_elem {
+  kiln_dtype t;
+  const unsigned char *bits;
+} float_elem;
+
+static bool same_elem(double back, const void *arg) {
+  const float_elem *fe = arg;
+  elem_buf b = {0};
+  return store_float(back, fe->t, b.b) && memcmp(b.b, fe->bits, kiln_dtype_bytes(fe->t)) == 0;
 }
 
-/* snprintf of "%.*g" with '.' as the decimal point. */
-static void format_g(char *buf, size_t cap, int prec, double v) {
-  snprintf(buf, cap, "%.*g", prec, v);
-  const char *dp = localeconv()->decimal_point;
-  if (dp && dp[0] && dp[0] != '.' && !dp[1]) {
-    char *c = strchr(buf, dp[0]);
-    if (c) *c = '.';
-  }
-}
-
-static bool reads_back(const char *text, kiln_dtype t, const unsigned char *want) {
-  double d;
-  elem_buf back = {0};
-  return text_to_double(text, &d) && store_float(d, t, back.b) &&
-         memcmp(back.b, want, kiln_dtype_bytes(t)) == 0;
-}
-
-/* The shortest decimal that reads back (text_to_double, then store_float) to exactly the bits
+/* The shortest decimal that reads back (ir_text_to_double, then store_float) to exactly the bits
  * at p: at most 17 significant digits, plain notation below 1e17 (1000, not 1e+03). NaN is
  * `nan` (the canonical one) or `nan(0xBITS)`, infinities `inf` and `-inf`. */
 static void format_float(char *buf, size_t cap, const unsigned char *p, kiln_dtype t) {
@@ -282,40 +254,15 @@ static void format_float(char *buf, size_t cap, const unsigned char *p, kiln_dty
     snprintf(buf, cap, v < 0 ? "-inf" : "inf");
     return;
   }
-  int prec = 1;
-  for (; prec < 17; prec++) {
-    format_g(buf, cap, prec, v);
-    if (reads_back(buf, t, p)) break;
-  }
-  if (prec == 17) format_g(buf, cap, 17, v);
-  const char *e = strchr(buf, 'e');
-  long exp10 = e ? strtol(e + 1, NULL, 10) : -1;
-  if (exp10 >= prec && exp10 <= 16) {
-    char plain[64];
-    format_g(plain, sizeof plain, (int)exp10 + 1, v);
-    if (reads_back(plain, t, p)) snprintf(buf, cap, "%s", plain);
-  }
+  float_elem fe = {t, p};
+  ir_format_float_shortest(buf, cap, v, same_elem, &fe);
 }
-
-/* The literal suffix of a scalar dtype: i8, u64, f32, bf16, ... */
-static const char *dtype_suffix(kiln_dtype t, char *buf, size_t cap) {
-  const char *code = t.code == KILN_TYPE_INT ? "i" : t.code == KILN_TYPE_UINT ? "u"
-                     : t.code == KILN_TYPE_BFLOAT ? "bf" : "f";
-  snprintf(buf, cap, "%s%u", code, (unsigned)t.bits);
-  return buf;
-}
-
-static bool is_ident_start(int c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-static bool is_digit(int c) { return c >= '0' && c <= '9'; }
-static bool is_ident_char(int c) { return is_ident_start(c) || is_digit(c); }
 
 /* Whether s reads as one IDENT token (so names and keys can print without quotes). */
 static bool is_ident_token(const char *s) {
   for (;;) {
-    if (!is_ident_start((unsigned char)*s)) return false;
-    while (is_ident_char((unsigned char)*s)) s++;
+    if (!ir_is_ident_start((unsigned char)*s)) return false;
+    while (ir_is_ident_char((unsigned char)*s)) s++;
     if (!*s) return true;
     if (*s != '.') return false;
     s++;
@@ -323,18 +270,6 @@ static bool is_ident_token(const char *s) {
 }
 
 /* ---- Printer: names ---------------------------------------------------------------------- */
-
-/* A set of names given out, with the next numeric suffix to try for each (so n variables
- * called `x` cost O(n)). Open addressing over context memory. */
-typedef struct taken_entry {
-  const char *s;
-  unsigned long next;
-} taken_entry;
-
-typedef struct taken_set {
-  taken_entry *slots;
-  size_t cap, len;
-} taken_set;
 
 /* What one node of the def being printed looks like to the printer (see analyze). */
 typedef struct node_info {
@@ -371,9 +306,9 @@ typedef struct printer {
   int indent, rec;
   ir_arena *names;         /* the printed names */
   ir_ptrmap dim_names;     /* symbolic dimension (ir_var) -> name, for the whole module */
-  taken_set dim_taken;
+  ir_nameset dim_taken;
   ir_ptrmap var_names;     /* relay_var -> name, per def */
-  taken_set var_taken;
+  ir_nameset var_taken;
   /* the analysis of the def being printed */
   ir_ptrmap index;         /* node -> 1 + its index in info */
   node_info *info;
@@ -421,43 +356,6 @@ static void *grow(printer *p, void *arr, size_t *cap, size_t elem, size_t want) 
   return q;
 }
 
-static void taken_free(printer *p, taken_set *t) {
-  ir_free(p->ctx, t->slots, t->cap * sizeof *t->slots);
-  memset(t, 0, sizeof *t);
-}
-
-static taken_entry *taken_find(const taken_set *t, const char *s) {
-  if (!t->cap) return NULL;
-  for (size_t i = ir_hash_str(0, s) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
-    if (!t->slots[i].s) return NULL;
-    if (strcmp(t->slots[i].s, s) == 0) return &t->slots[i];
-  }
-}
-
-/* Adds s (not yet present); false when out of memory. */
-static bool taken_add(printer *p, taken_set *t, const char *s) {
-  if ((t->len + 1) * 2 > t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 64;
-    taken_entry *slots = ir_malloc(p->ctx, cap * sizeof *slots);
-    if (!slots) return false;
-    memset(slots, 0, cap * sizeof *slots);
-    for (size_t i = 0; i < t->cap; i++) {
-      if (!t->slots[i].s) continue;
-      size_t j = ir_hash_str(0, t->slots[i].s) & (cap - 1);
-      while (slots[j].s) j = (j + 1) & (cap - 1);
-      slots[j] = t->slots[i];
-    }
-    ir_free(p->ctx, t->slots, t->cap * sizeof *t->slots);
-    t->slots = slots;
-    t->cap = cap;
-  }
-  size_t i = ir_hash_str(0, s) & (t->cap - 1);
-  while (t->slots[i].s) i = (i + 1) & (t->cap - 1);
-  t->slots[i] = (taken_entry){s, 1};
-  t->len++;
-  return true;
-}
-
 /* A name made of letters, digits and '_' from a hint: other characters become '_'; for
  * dimensions (ident) a leading digit gets a '_' in front; for variables a name of digits
  * only does (it would read as a binding number). An empty hint becomes `empty`. */
@@ -470,31 +368,20 @@ static char *sanitize(printer *p, const char *hint, bool ident, const char *empt
     return s;
   }
   bool digits = true;
-  for (size_t i = 0; i < n; i++) digits = digits && is_digit((unsigned char)hint[i]);
+  for (size_t i = 0; i < n; i++) digits = digits && ir_is_digit((unsigned char)hint[i]);
   size_t k = 0;
-  if (ident ? is_digit((unsigned char)hint[0]) : digits) s[k++] = '_';
-  for (size_t i = 0; i < n; i++) s[k++] = is_ident_char((unsigned char)hint[i]) ? hint[i] : '_';
+  if (ident ? ir_is_digit((unsigned char)hint[0]) : digits) s[k++] = '_';
+  for (size_t i = 0; i < n; i++) s[k++] = ir_is_ident_char((unsigned char)hint[i]) ? hint[i] : '_';
   s[k] = 0;
   return s;
 }
 
 /* A fresh name in set t from a hint: the hint made valid, or hint_1, hint_2, ... */
-static const char *fresh_name(printer *p, taken_set *t, const char *hint, bool ident,
+static const char *fresh_name(printer *p, ir_nameset *t, const char *hint, bool ident,
                               const char *empty) {
   if (!p->names && !(p->names = ir_arena_new(p->ctx))) return NULL;
   char *base = sanitize(p, hint ? hint : "", ident, empty);
-  if (!base) return NULL;
-  taken_entry *e = taken_find(t, base);
-  const char *name = base;
-  if (e) {
-    size_t cap = strlen(base) + 24;
-    char *cand = ir_arena_alloc(p->names, cap);
-    if (!cand) return NULL;
-    do snprintf(cand, cap, "%s_%lu", base, e->next++);
-    while (taken_find(t, cand));
-    name = cand;
-  }
-  return taken_add(p, t, name) ? name : NULL;
+  return base ? ir_nameset_fresh(t, p->names, base) : NULL;
 }
 
 /* The name of a variable at its definition: always a fresh one, so the text never relies on
@@ -547,26 +434,10 @@ static bool enter_rec(printer *p) {
 
 static void leave_rec(printer *p) { p->rec--; }
 
-/* "..." with \" \\ \n \t \r and \xHH for other control and non-ASCII bytes. */
-static void print_string(printer *p, const char *s) {
-  ir_sb_putn(p->sb, "\"", 1);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"') puts_(p, "\\\"");
-    else if (c == '\\') puts_(p, "\\\\");
-    else if (c == '\n') puts_(p, "\\n");
-    else if (c == '\t') puts_(p, "\\t");
-    else if (c == '\r') puts_(p, "\\r");
-    else if (c < 0x20 || c >= 0x7f) ir_sb_printf(p->sb, "\\x%02x", c);
-    else ir_sb_putn(p->sb, (const char *)&c, 1);
-  }
-  ir_sb_putn(p->sb, "\"", 1);
-}
-
 /* A name that is an IDENT prints bare, anything else as a string. */
 static void print_name(printer *p, const char *s) {
   if (is_ident_token(s)) puts_(p, s);
-  else print_string(p, s);
+  else ir_sb_put_quoted(p->sb, s);
 }
 
 /* ---- Printer: types and dimensions -------------------------------------------------------- */
@@ -704,7 +575,7 @@ static void print_attr_value(printer *p, const relay_attr *a) {
   switch ((relay_attr_kind)a->attr_kind) {
   case RELAY_ATTR_INT: ir_sb_printf(p->sb, "%lld", (long long)a->i); return;
   case RELAY_ATTR_FLOAT: print_float_attr(p, a->f); return;
-  case RELAY_ATTR_STR: print_string(p, a->s); return;
+  case RELAY_ATTR_STR: ir_sb_put_quoted(p->sb, a->s); return;
   case RELAY_ATTR_INTS:
     puts_(p, "[");
     for (int i = 0; i < a->nints; i++) ir_sb_printf(p->sb, "%s%lld", i ? ", " : "", (long long)a->ints[i]);
@@ -787,7 +658,7 @@ static void print_const(printer *p, const relay_const *c) {
     }
     if (t.code != KILN_TYPE_BOOL && finite) {
       print_elem(p, data, t);
-      if (!(t.code == KILN_TYPE_INT && t.bits == 32)) puts_(p, dtype_suffix(t, suffix, sizeof suffix));
+      if (!(t.code == KILN_TYPE_INT && t.bits == 32)) puts_(p, ir_dtype_suffix(t, suffix, sizeof suffix));
       return;
     }
   }
@@ -1284,14 +1155,16 @@ static void printer_init(printer *p, kiln_context *ctx, ir_strbuf *sb, int64_t m
   ir_ptrmap_init(&p->dim_names, ctx);
   ir_ptrmap_init(&p->var_names, ctx);
   ir_ptrmap_init(&p->index, ctx);
+  ir_nameset_init(&p->dim_taken, ctx);
+  ir_nameset_init(&p->var_taken, ctx);
 }
 
 static kiln_status printer_finish(printer *p) {
   ir_ptrmap_free(&p->dim_names);
   ir_ptrmap_free(&p->var_names);
   ir_ptrmap_free(&p->index);
-  taken_free(p, &p->dim_taken);
-  taken_free(p, &p->var_taken);
+  ir_nameset_free(&p->dim_taken);
+  ir_nameset_free(&p->var_taken);
   ir_arena_free(p->names);
   ir_free(p->ctx, p->info, p->info_cap * sizeof *p->info);
   ir_free(p->ctx, p->post, p->post_cap * sizeof *p->post);
@@ -1305,7 +1178,7 @@ static kiln_status printer_finish(printer *p) {
 /* def @name [attrs] (params) -> ret { body } */
 static void print_def(printer *p, const char *name, const relay_func *f, int index) {
   ir_ptrmap_free(&p->var_names);
-  taken_free(p, &p->var_taken);
+  ir_nameset_free(&p->var_taken);
   p->next_number = 0;
   p->def_index = index;
   if (!analyze(p, f->body)) return;
@@ -1476,10 +1349,7 @@ typedef struct global_ref {
 
 typedef struct parser {
   kiln_context *ctx;
-  const char *src;
-  size_t len, pos;    /* pos: where the lexer continues (just after tok) */
-  uint32_t line;      /* line of pos, from 1 */
-  size_t line_start;  /* offset of the first byte of that line */
+  ir_lexer lx;        /* the source, where lexing continues (just after tok), the error exit */
   token tok;          /* the current token */
   bool after_dot;     /* the previous token was '.': digits now form a tuple index */
   relay_module *mod;
@@ -1492,31 +1362,14 @@ typedef struct parser {
   vec refs;           /* global_ref */
   int nesting;        /* recursion depth */
   int ddepth;         /* tree depth of the dimension the last dimension rule returned */
-  kiln_status status;
-  jmp_buf jmp;
 } parser;
 
-/* Records an error at sp and unwinds to the parser's entry. */
-static _Noreturn void fail_at(parser *p, ir_span sp, kiln_status code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static _Noreturn void fail_at(parser *p, ir_span sp, kiln_status code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ir_vfail(p->ctx, sp, code, fmt, ap);
-  va_end(ap);
-  p->status = code;
-  longjmp(p->jmp, 1);
-}
+/* Records an error at sp and unwinds to the parser's entry (see ir/lex.h). */
+#define fail_at(p, ...) ir_lex_fail(&(p)->lx, __VA_ARGS__)
 
 /* A constructor or an allocation returned NULL after recording its error on the context
  * (constructors with the position the parser put in arena->span). */
-static _Noreturn void fail_ctx(parser *p) {
-  if (!p->ctx->code)
-    ir_fail(p->ctx, p->tok.span, KILN_ERR_INTERNAL, "a constructor failed without an error");
-  p->status = p->ctx->code;
-  longjmp(p->jmp, 1);
-}
+static _Noreturn void fail_ctx(parser *p) { ir_lex_fail_ctx(&p->lx, p->tok.span); }
 
 static void *need(parser *p, void *x) {
   if (!x) fail_ctx(p);
@@ -1526,7 +1379,7 @@ static void *need(parser *p, void *x) {
 /* Runs fn with the parser's error exit set up. Nothing in this frame changes after setjmp,
  * so returning through longjmp is well defined. */
 static kiln_status guarded(parser *p, void (*fn)(parser *)) {
-  if (setjmp(p->jmp)) return p->status;
+  if (setjmp(p->lx.jmp)) return p->lx.status;
   fn(p);
   return KILN_OK;
 }
@@ -1569,177 +1422,72 @@ static unsigned char *bytes_add(parser *p, bytes *b, size_t size) {
 
 /* ---- Parser: lexer ----------------------------------------------------------------------- */
 
-static ir_span span_at(parser *p, size_t pos) {
-  size_t col = pos - p->line_start + 1;
-  return (ir_span){p->line, col > UINT32_MAX ? UINT32_MAX : (uint32_t)col};
-}
-
-static void skip_space(parser *p) {
-  while (p->pos < p->len) {
-    char c = p->src[p->pos];
-    if (c == '\n') {
-      p->pos++;
-      p->line++;
-      p->line_start = p->pos;
-    } else if (c == ' ' || c == '\t' || c == '\r') {
-      p->pos++;
-    } else if (c == '#') {
-      while (p->pos < p->len && p->src[p->pos] != '\n') p->pos++;
-    } else {
-      break;
-    }
-  }
-}
-
-static int hex_value(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Lexes a string starting at p->pos (on the opening quote) and decodes its escapes. Strings
- * end on the line they start. */
-static void lex_string(parser *p, token *t) {
-  size_t start = p->pos, i = start + 1;
-  while (i < p->len && p->src[i] != '"' && p->src[i] != '\n') {
-    if (p->src[i] == '\\' && i + 1 < p->len && p->src[i + 1] != '\n') i++;
-    i++;
-  }
-  if (i >= p->len || p->src[i] != '"')
-    fail_at(p, t->span, KILN_ERR_PARSE, "unterminated string (strings end on the line they start)");
-  char *out = need(p, ir_arena_alloc(p->scratch, i - start));
-  size_t n = 0;
-  for (size_t k = start + 1; k < i; k++) {
-    char c = p->src[k];
-    if (c == 0) fail_at(p, span_at(p, k), KILN_ERR_PARSE, "a string cannot contain a NUL byte");
-    if (c != '\\') {
-      out[n++] = c;
-      continue;
-    }
-    char e = p->src[++k];
-    switch (e) {
-    case '"': out[n++] = '"'; break;
-    case '\\': out[n++] = '\\'; break;
-    case 'n': out[n++] = '\n'; break;
-    case 't': out[n++] = '\t'; break;
-    case 'r': out[n++] = '\r'; break;
-    case 'x': {
-      int hi = k + 1 < i ? hex_value((unsigned char)p->src[k + 1]) : -1;
-      int lo = k + 2 < i ? hex_value((unsigned char)p->src[k + 2]) : -1;
-      if (hi < 0 || lo < 0)
-        fail_at(p, span_at(p, k - 1), KILN_ERR_PARSE, "expected two hex digits after '\\x'");
-      if (hi == 0 && lo == 0)
-        fail_at(p, span_at(p, k - 1), KILN_ERR_PARSE, "a string cannot contain a NUL byte");
-      out[n++] = (char)(hi * 16 + lo);
-      k += 2;
-      break;
-    }
-    default:
-      if ((unsigned char)e >= 0x20 && (unsigned char)e < 0x7f)
-        fail_at(p, span_at(p, k - 1), KILN_ERR_PARSE,
-                "unknown escape '\\%c' in a string (use \\\" \\\\ \\n \\t \\r or \\xHH)", e);
-      fail_at(p, span_at(p, k - 1), KILN_ERR_PARSE, "unknown escape in a string");
-    }
-  }
-  out[n] = 0;
-  t->kind = T_STR;
-  t->str = out;
-  p->pos = i + 1;
-}
-
-/* Lexes a number: 0x and hex digits, or digits with an optional fraction and exponent, then
- * a suffix of letters and digits; decode_number checks the pieces. Right after a '.', only
- * digits: `%0.1.0` is two projections, not a projection by 1.0. */
-static void lex_number(parser *p, bool index_only) {
-  size_t i = p->pos;
-  if (!index_only && p->src[i] == '0' && i + 1 < p->len && (p->src[i + 1] == 'x' || p->src[i + 1] == 'X')) {
-    i += 2;
-    while (i < p->len && is_ident_char((unsigned char)p->src[i])) i++;
-    p->pos = i;
-    return;
-  }
-  while (i < p->len && is_digit((unsigned char)p->src[i])) i++;
-  if (!index_only) {
-    if (i + 1 < p->len && p->src[i] == '.' && is_digit((unsigned char)p->src[i + 1])) {
-      i++;
-      while (i < p->len && is_digit((unsigned char)p->src[i])) i++;
-    }
-    if (i < p->len && (p->src[i] == 'e' || p->src[i] == 'E')) {
-      size_t j = i + 1;
-      if (j < p->len && (p->src[j] == '+' || p->src[j] == '-')) j++;
-      if (j < p->len && is_digit((unsigned char)p->src[j])) {
-        i = j;
-        while (i < p->len && is_digit((unsigned char)p->src[i])) i++;
-      }
-    }
-    while (i < p->len && is_ident_char((unsigned char)p->src[i])) i++;
-  }
-  p->pos = i;
-}
+/* The lexer basics (spaces, comments, strings, numbers, positions) are in ir/lex.c. */
 
 /* Moves to the next token. */
 static void next(parser *p) {
   bool after_dot = p->after_dot;
   p->after_dot = false;
-  skip_space(p);
+  ir_lex_skip_space(&p->lx);
   token *t = &p->tok;
-  t->span = span_at(p, p->pos);
-  t->s = p->src + p->pos;
+  t->span = ir_lex_span(&p->lx, p->lx.pos);
+  t->s = p->lx.src + p->lx.pos;
   t->str = NULL;
-  size_t start = p->pos;
-  unsigned char c = p->pos < p->len ? (unsigned char)p->src[p->pos] : 0;
-  if (p->pos >= p->len) {
+  size_t start = p->lx.pos;
+  unsigned char c = p->lx.pos < p->lx.len ? (unsigned char)p->lx.src[p->lx.pos] : 0;
+  if (p->lx.pos >= p->lx.len) {
     t->kind = T_EOF;
-  } else if (is_ident_start(c)) {
+  } else if (ir_is_ident_start(c)) {
     /* parts of letters, digits and '_' joined by single dots: nn.conv2d */
     for (;;) {
-      while (p->pos < p->len && is_ident_char((unsigned char)p->src[p->pos])) p->pos++;
-      if (p->pos + 1 < p->len && p->src[p->pos] == '.' &&
-          is_ident_start((unsigned char)p->src[p->pos + 1])) {
-        p->pos++;
+      while (p->lx.pos < p->lx.len && ir_is_ident_char((unsigned char)p->lx.src[p->lx.pos])) p->lx.pos++;
+      if (p->lx.pos + 1 < p->lx.len && p->lx.src[p->lx.pos] == '.' &&
+          ir_is_ident_start((unsigned char)p->lx.src[p->lx.pos + 1])) {
+        p->lx.pos++;
         continue;
       }
       break;
     }
     t->kind = T_IDENT;
-  } else if (is_digit(c)) {
-    lex_number(p, after_dot);
+  } else if (ir_is_digit(c)) {
+    /* right after a '.', only digits: `%0.1.0` is two projections, not a projection by 1.0 */
+    ir_lex_number(&p->lx, after_dot ? 0 : IR_NUM_HEX | IR_NUM_FRACTION);
     t->kind = T_NUM;
   } else if (c == '"') {
-    lex_string(p, t);
-  } else if (c == '%' && p->pos + 1 < p->len && is_ident_char((unsigned char)p->src[p->pos + 1])) {
-    p->pos++;
-    while (p->pos < p->len && is_ident_char((unsigned char)p->src[p->pos])) p->pos++;
+    t->str = ir_lex_string(&p->lx, p->scratch, t->span);
+    t->kind = T_STR;
+  } else if (c == '%' && p->lx.pos + 1 < p->lx.len && ir_is_ident_char((unsigned char)p->lx.src[p->lx.pos + 1])) {
+    p->lx.pos++;
+    while (p->lx.pos < p->lx.len && ir_is_ident_char((unsigned char)p->lx.src[p->lx.pos])) p->lx.pos++;
     t->kind = T_LOCAL;
   } else {
-    size_t i = 0, rest = p->len - p->pos;
+    size_t i = 0, rest = p->lx.len - p->lx.pos;
     for (; i < sizeof puncts / sizeof puncts[0]; i++) {
       size_t n = strlen(puncts[i].s);
-      if (n <= rest && memcmp(p->src + p->pos, puncts[i].s, n) == 0) break;
+      if (n <= rest && memcmp(p->lx.src + p->lx.pos, puncts[i].s, n) == 0) break;
     }
     if (i == sizeof puncts / sizeof puncts[0]) {
       if (c > 0x20 && c < 0x7f) fail_at(p, t->span, KILN_ERR_PARSE, "unexpected character '%c'", c);
       fail_at(p, t->span, KILN_ERR_PARSE, "unexpected byte 0x%02x", c);
     }
     t->kind = puncts[i].kind;
-    p->pos += strlen(puncts[i].s);
+    p->lx.pos += strlen(puncts[i].s);
     p->after_dot = t->kind == T_DOT;
   }
-  t->len = p->pos - start;
+  t->len = p->lx.pos - start;
 }
 
 /* The kind of the token after the current one. */
 static int peek(parser *p) {
-  size_t pos = p->pos, line_start = p->line_start;
-  uint32_t line = p->line;
+  size_t pos = p->lx.pos, line_start = p->lx.line_start;
+  uint32_t line = p->lx.line;
   bool after_dot = p->after_dot;
   token saved = p->tok;
   next(p);
   int kind = p->tok.kind;
-  p->pos = pos;
-  p->line = line;
-  p->line_start = line_start;
+  p->lx.pos = pos;
+  p->lx.line = line;
+  p->lx.line_start = line_start;
   p->after_dot = after_dot;
   p->tok = saved;
   return kind;
@@ -1885,7 +1633,7 @@ static void decode_number(parser *p, const token *t, number *nb) {
     nb->hex = true;
     if (n == 2) fail_at(p, t->span, KILN_ERR_PARSE, "expected hex digits after '0x'");
     for (i = 2; i < n; i++) {
-      int h = hex_value((unsigned char)s[i]);
+      int h = ir_hex_value((unsigned char)s[i]);
       if (h < 0)
         fail_at(p, t->span, KILN_ERR_PARSE, "unexpected '%c' in the hex number '%.*s'", s[i],
                 (int)(n > 40 ? 40 : n), s);
@@ -1895,18 +1643,18 @@ static void decode_number(parser *p, const token *t, number *nb) {
     nb->suffix = s + n;
     return;
   }
-  while (i < n && is_digit((unsigned char)s[i])) i++;
+  while (i < n && ir_is_digit((unsigned char)s[i])) i++;
   if (i < n && s[i] == '.') {
     nb->is_float = true;
     i++;
-    while (i < n && is_digit((unsigned char)s[i])) i++;
+    while (i < n && ir_is_digit((unsigned char)s[i])) i++;
   }
   if (i < n && (s[i] == 'e' || s[i] == 'E')) {
     size_t j = i + 1;
     if (j < n && (s[j] == '+' || s[j] == '-')) j++;
-    if (j < n && is_digit((unsigned char)s[j])) {
+    if (j < n && ir_is_digit((unsigned char)s[j])) {
       nb->is_float = true;
-      for (i = j; i < n && is_digit((unsigned char)s[i]);) i++;
+      for (i = j; i < n && ir_is_digit((unsigned char)s[i]);) i++;
     }
   }
   if (i >= sizeof nb->text) fail_at(p, t->span, KILN_ERR_PARSE, "number too long (%zu characters)", i);
@@ -1960,7 +1708,7 @@ static void store_float_num(parser *p, ir_span sp, const token *tok, const numbe
   kiln_dtype_str(t, dt, sizeof dt);
   int len = (int)(tok->len > 40 ? 40 : tok->len);
   double d;
-  if (nb->hex ? nb->overflow : !text_to_double(nb->text, &d))
+  if (nb->hex ? nb->overflow : !ir_text_to_double(nb->text, &d))
     fail_at(p, sp, KILN_ERR_PARSE, "%s%.*s is out of range", neg ? "-" : "", len, tok->s);
   if (nb->hex) d = (double)nb->mag;
   if (neg) d = -d;
@@ -2684,8 +2432,8 @@ static void parse_def(parser *p) {
   kiln_status st = relay_module_set(p->mod, name, (relay_func *)f);
   if (st) {
     if (!p->ctx->code) ir_fail(p->ctx, sp, st, "cannot add function @%s to the module", name);
-    p->status = st;
-    longjmp(p->jmp, 1);
+    p->lx.status = st;
+    longjmp(p->lx.jmp, 1);
   }
 }
 
@@ -2712,9 +2460,7 @@ kiln_status relay_parse_module(kiln_context *ctx, const char *text, size_t len,
   parser p;
   memset(&p, 0, sizeof p);
   p.ctx = ctx;
-  p.src = text ? text : "";
-  p.len = len;
-  p.line = 1;
+  ir_lex_init(&p.lx, ctx, text ? text : "", len);
   if (!(p.mod = relay_module_new(ctx))) return KILN_ERR_NOMEM;
   p.arena = p.mod->arena;
   if (!(p.scratch = ir_arena_new(ctx))) {

@@ -15,59 +15,6 @@
 
 /* ---- Helpers ----------------------------------------------------------------------------- */
 
-static kiln_context *new_ctx(void) {
-  kiln_context *ctx;
-  ck_assert_int_eq(kiln_context_new(&ctx), KILN_OK);
-  return ctx;
-}
-
-/* Frees the context after checking that everything made through it was freed. */
-static void done_ctx(kiln_context *ctx) {
-  ck_assert_int_eq(kiln_context_live_blocks(ctx), 0);
-  kiln_context_free(ctx);
-}
-
-/* The path of a golden file (KILN_TEST_DIR is the absolute tests/ folder, set by meson). */
-static void golden_path(const char *name, char *buf, size_t cap) {
-  snprintf(buf, cap, "%s/golden/relay/%s", KILN_TEST_DIR, name);
-}
-
-/* The contents of a golden file (malloc'd, NUL-terminated). */
-static char *read_golden(const char *name, size_t *len) {
-  char path[1024];
-  golden_path(name, path, sizeof path);
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f != NULL, "cannot open golden file %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = malloc((size_t)n + 1);
-  ck_assert_ptr_nonnull(text);
-  ck_assert_int_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  text[n] = 0;
-  if (len) *len = (size_t)n;
-  return text;
-}
-
-/* The text without its lines that start with '#': what the printer gives for golden input. */
-static char *strip_comment_lines(const char *text) {
-  char *out = malloc(strlen(text) + 1);
-  ck_assert_ptr_nonnull(out);
-  size_t n = 0;
-  while (*text) {
-    const char *eol = strchr(text, '\n');
-    size_t len = eol ? (size_t)(eol - text) + 1 : strlen(text);
-    if (text[0] != '#') {
-      memcpy(out + n, text, len);
-      n += len;
-    }
-    text += len;
-  }
-  out[n] = 0;
-  return out;
-}
-
 static relay_module *parse_ok(kiln_context *ctx, const char *text) {
   relay_module *m = NULL;
   kiln_status st = relay_parse_module(ctx, text, strlen(text), &m);
@@ -213,10 +160,10 @@ static const char *const golden_errors[] = {"error_scope.relay", "error_broadcas
 /* Each golden program is in the printer's format: parsing then printing it gives the file
  * back without its comment lines, and the round trip holds. */
 START_TEST(test_golden_files_round_trip) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (size_t i = 0; i < sizeof golden_programs / sizeof golden_programs[0]; i++) {
-    char *text = read_golden(golden_programs[i], NULL);
-    char *want = strip_comment_lines(text);
+    char *text = kiln_test_read_golden("relay", golden_programs[i], NULL);
+    char *want = kiln_test_strip_comment_lines(text);
     relay_module *m = parse_ok(ctx, text);
     char *got = round_trip(m);
     ck_assert_msg(strcmp(got, want) == 0, "%s: printed text differs from the file:\n%s",
@@ -226,7 +173,7 @@ START_TEST(test_golden_files_round_trip) {
     free(want);
     free(text);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -240,9 +187,9 @@ START_TEST(test_golden_error_files) {
                {"TYPE", KILN_ERR_TYPE},
                {"SHAPE", KILN_ERR_SHAPE},
                {"UNDEFINED", KILN_ERR_UNDEFINED}};
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (size_t g = 0; g < sizeof golden_errors / sizeof golden_errors[0]; g++) {
-    char *text = read_golden(golden_errors[g], NULL);
+    char *text = kiln_test_read_golden("relay", golden_errors[g], NULL);
     const char *spec = strstr(text, "# expect-error: ");
     ck_assert_ptr_nonnull(spec);
     char code_name[32], part[256];
@@ -264,14 +211,14 @@ START_TEST(test_golden_error_files) {
     ck_assert_int_eq(kiln_context_live_blocks(ctx), 0);
     free(text);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* The golden graph keeps its sharing: %1 (add) is used by two later lines and is one node. */
 START_TEST(test_golden_graph_sharing) {
-  kiln_context *ctx = new_ctx();
-  char *text = read_golden("graph.relay", NULL);
+  kiln_context *ctx = kiln_test_new_ctx();
+  char *text = kiln_test_read_golden("relay", "graph.relay", NULL);
   relay_module *m = parse_ok(ctx, text);
   relay_expr *out = body_of(m, "main");
   relay_expr *silu = field(out, 0), *cast = field(out, 1);
@@ -289,7 +236,7 @@ START_TEST(test_golden_graph_sharing) {
   ck_assert_ptr_nonnull(relay_type_of(out));
   relay_module_free(m);
   free(text);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -297,7 +244,7 @@ END_TEST
 
 /* The layout: one binding line per call, numbered in order, the result on the last line. */
 START_TEST(test_print_layout) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   ir_var *n = NN(ctx, relay_module_dim(m, "n"));
@@ -323,13 +270,13 @@ START_TEST(test_print_layout) {
   kiln_string_free(ctx, s);
   relay_module_free(e);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Types in the form relay_type_print writes; dimension expressions with minimal parentheses. */
 START_TEST(test_print_types) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   ir_expr *n = dim_of(m, "n"), *k = dim_of(m, "k");
@@ -362,13 +309,13 @@ START_TEST(test_print_types) {
   ck_errmsg_has(ctx, "cannot print a dimension of kind select");
   ir_sb_free(&sb);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Attributes: the kind shows in the spelling (floats always have '.' or an exponent). */
 START_TEST(test_print_attrs) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   ir_arena *a = NN(ctx, ir_arena_new(ctx));
   static const struct {
     double v;
@@ -392,7 +339,7 @@ START_TEST(test_print_attrs) {
   ck_prints_attr(ctx, relay_attr_int(a, "my key", 1), "\"my key\"=1");
   ck_prints_attr(ctx, relay_attr_int(a, "nn.x", 1), "nn.x=1");
   ir_arena_free(a);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -403,7 +350,7 @@ static relay_expr *scalar_bits(ir_arena *a, kiln_dtype t, uint64_t bits) {
 
 /* Scalars print as literals with a dtype suffix (none for int32); the rest as const(...). */
 START_TEST(test_print_scalars) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   ir_arena *a = NN(ctx, ir_arena_new(ctx));
   ck_prints(ctx, NN(ctx, relay_scalar_f32(a, 0.1f)), "0.1f32");
   ck_prints(ctx, NN(ctx, relay_scalar_f32(a, 1000.0f)), "1000f32");
@@ -438,13 +385,13 @@ START_TEST(test_print_scalars) {
   ck_prints(ctx, NN(ctx, relay_const_new(a, tensor(a, F32, 2, (int64_t[]){2, 2}), v, sizeof v)),
             "%0 = const(Tensor[(2, 2), float32], [1, 2.5, -0, 0.1]);\n%0");
   ir_arena_free(a);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Lone expressions: names, globals without a module, bindings at indentation 0, functions. */
 START_TEST(test_print_exprs) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   ir_arena *a = NN(ctx, ir_arena_new(ctx));
   relay_type *t = vec_type(a, F32, 2);
   relay_var *x = var(a, "x", t), *y = var(a, "y", NULL);
@@ -483,7 +430,7 @@ START_TEST(test_print_exprs) {
   ck_assert_ptr_null(relay_expr_to_string(NULL, r));
   ir_sb_free(&sb);
   ir_arena_free(a);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -508,7 +455,7 @@ START_TEST(test_constants_every_dtype) {
       0x3ff0000000000000ull, 0x7ff0000000000000ull, 0x7ff8000000000000ull, 0x7ff0000000000001ull,
       0xfff8000000000000ull, 0x0000000000000001ull, 0x7fefffffffffffffull, 0x3fb999999999999aull,
   };
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   relay_expr *fields[NT], *scalars[NT * 16];
@@ -543,7 +490,7 @@ START_TEST(test_constants_every_dtype) {
   relay_module_free(m2);
   kiln_string_free(ctx, s);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -551,7 +498,7 @@ END_TEST
  * all functions), expressions of them; two different variables with the same name get two
  * names; names that are not identifiers are made into ones. */
 START_TEST(test_symbolic_dims) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   ir_expr *n = dim_of(m, "n"), *k = dim_of(m, "k");
@@ -586,13 +533,13 @@ START_TEST(test_symbolic_dims) {
   relay_module_free(m2);
   kiln_string_free(ctx, s);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Types as relay_type_print writes them (ir_print_node's i64 suffixes included) parse. */
 START_TEST(test_relay_type_print_parses) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   ir_expr *n = dim_of(m, "n");
@@ -619,14 +566,14 @@ START_TEST(test_relay_type_print_parses) {
     kiln_string_free(ctx, text);
   }
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* A node used more than once prints once and parses back to one node, in one scope and
  * across scopes (a nested function's body, if branches), for every kind of node. */
 START_TEST(test_sharing) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   relay_type *t = tensor(a, F32, 2, (int64_t[]){2, 2});
@@ -694,14 +641,14 @@ START_TEST(test_sharing) {
   relay_module_free(m2);
   kiln_string_free(ctx, s);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Function attributes of every kind round trip exactly (float bits included); a def can
  * carry attributes too. */
 START_TEST(test_every_attr_kind) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   double nan_bits;
@@ -749,14 +696,14 @@ START_TEST(test_every_attr_kind) {
   relay_module_free(m2);
   kiln_string_free(ctx, s);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Variables with and without annotations, let with and without; name hints that are not
  * valid or repeat become unique valid names. */
 START_TEST(test_variables_and_names) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   relay_type *t = vec_type(a, F32, 2);
@@ -777,14 +724,14 @@ START_TEST(test_variables_and_names) {
                    "}\n");
   kiln_string_free(ctx, s);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Globals: `@f` takes the type of a function defined above; other types print explicitly;
  * forward references and recursion; names that need quotes. */
 START_TEST(test_globals) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   relay_type *t = vec_type(a, F32, 2);
@@ -821,14 +768,14 @@ START_TEST(test_globals) {
   relay_module_free(m2);
   kiln_string_free(ctx, s);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Long chains print and parse without deep recursion; inline nesting is cut by bindings;
  * scopes nested too deeply to print are refused cleanly. */
 START_TEST(test_deep_graphs) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   relay_type *t = vec_type(a, F32, 2);
@@ -870,14 +817,14 @@ START_TEST(test_deep_graphs) {
   ck_errmsg_has(ctx, "too deeply nested to print");
   ir_sb_free(&sb);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Constants with more elements than the limit print as `...` for human readers; such text
  * does not parse back. */
 START_TEST(test_elided_constants) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   float big[100], small[4] = {1, 2, 3, 4};
@@ -918,7 +865,7 @@ START_TEST(test_elided_constants) {
   kiln_string_free(ctx, full);
   kiln_string_free(ctx, s);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1046,7 +993,7 @@ static const bad_input bad_inputs[] = {
 };
 
 START_TEST(test_error_table) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   char report[16384] = "";
   size_t used = 0;
   int nfail = 0;
@@ -1071,13 +1018,13 @@ START_TEST(test_error_table) {
     ck_assert_int_eq(kiln_context_live_blocks(ctx), 0);
   }
   ck_assert_msg(nfail == 0, "%d error cases differ:\n%s", nfail, report);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Misuse of the entry points; the empty text is an empty module. */
 START_TEST(test_parse_api) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = (relay_module *)1;
   ck_assert_int_eq(relay_parse_module(NULL, "", 0, &m), KILN_ERR_MISUSE);
   ck_assert_int_eq(relay_parse_module(ctx, "", 0, NULL), KILN_ERR_MISUSE);
@@ -1096,7 +1043,7 @@ START_TEST(test_parse_api) {
   /* a later construction in the module's arena carries no position from the text */
   ck_assert_int_eq(m->arena->span.line, 0);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1134,17 +1081,17 @@ static bool parse_any(kiln_context *ctx, const char *text, size_t len) {
 
 /* Every prefix of the golden programs fails cleanly (or is itself a valid module). */
 START_TEST(test_truncated_programs) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (size_t g = 0; g < sizeof golden_programs / sizeof golden_programs[0]; g++) {
     size_t len;
-    char *text = read_golden(golden_programs[g], &len);
+    char *text = kiln_test_read_golden("relay", golden_programs[g], &len);
     int ok = 0;
     for (size_t cut = 0; cut <= len; cut++) ok += parse_any(ctx, text, cut);
     /* the comment-only prefixes, the whole text, and the cuts between functions */
     ck_assert_int_ge(ok, 3);
     free(text);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1152,10 +1099,10 @@ END_TEST
  * leak, and whatever still parses round trips. */
 START_TEST(test_mutated_programs) {
   static const char junk[] = {'\0', '(', '}', '-', '%', '.', '\n'};
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (size_t g = 0; g < sizeof golden_programs / sizeof golden_programs[0]; g++) {
-    char *file = read_golden(golden_programs[g], NULL);
-    char *text = strip_comment_lines(file);
+    char *file = kiln_test_read_golden("relay", golden_programs[g], NULL);
+    char *text = kiln_test_strip_comment_lines(file);
     size_t len = strlen(text);
     char *copy = malloc(len);
     int ok = 0;
@@ -1172,7 +1119,7 @@ START_TEST(test_mutated_programs) {
     free(text);
     free(file);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1185,7 +1132,7 @@ START_TEST(test_random_input) {
       ".0", "->", "...", "?", "true", "\"s\"", "\n", "# c\n", "%x: Tensor[(2,), float32]", "(%x,)",
   };
   enum { NTOK = sizeof tokens / sizeof tokens[0] };
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   uint64_t seed = 7;
   char buf[1024];
   for (int i = 0; i < 2000; i++) {
@@ -1209,23 +1156,9 @@ START_TEST(test_random_input) {
   }
   /* a few short valid programs come out ("def @f(%x) { %x }" and the like), but not many */
   ck_assert_int_lt(ok, 4000);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
-
-/* Text with `n` copies of open, then middle, then n copies of close, then tail. */
-static char *nested(const char *head, const char *open, int n, const char *middle,
-                    const char *close, const char *tail) {
-  size_t lo = strlen(open), lc = strlen(close);
-  size_t len = strlen(head) + (size_t)n * (lo + lc) + strlen(middle) + strlen(tail) + 1;
-  char *s = malloc(len), *q = s;
-  q = stpcpy(q, head);
-  for (int i = 0; i < n; i++, q += lo) memcpy(q, open, lo);
-  q = stpcpy(q, middle);
-  for (int i = 0; i < n; i++, q += lc) memcpy(q, close, lc);
-  strcpy(q, tail);
-  return s;
-}
 
 static void expect_nesting(kiln_context *ctx, char *text, kiln_status want, const char *msg) {
   relay_module *m = NULL;
@@ -1246,36 +1179,36 @@ START_TEST(test_deep_nesting) {
   const char *head = "def @f(%x: Tensor[(2,), float32], %c: Tensor[(), bool]) {\n  ";
   const char *tail = "\n}\n";
   const char *too_deep = "nesting too deep (more than 256 levels)";
-  kiln_context *ctx = new_ctx();
-  expect_nesting(ctx, nested(head, "(", 200, "%x", ")", tail), KILN_OK, NULL);
-  expect_nesting(ctx, nested(head, "(", 300, "%x", ")", tail), KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested(head, "(", 1000000, "%x", ")", tail), KILN_ERR_PARSE, too_deep);
+  kiln_context *ctx = kiln_test_new_ctx();
+  expect_nesting(ctx, kiln_test_nested(head, "(", 200, "%x", ")", tail), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested(head, "(", 300, "%x", ")", tail), KILN_ERR_PARSE, too_deep);
+  expect_nesting(ctx, kiln_test_nested(head, "(", 1000000, "%x", ")", tail), KILN_ERR_PARSE, too_deep);
   /* the error points at the bracket one level too deep: the body takes two levels (the
    * block and its expression), so the 255th "(" (column 3 + 254) is the last one allowed */
   int line, col;
   kiln_context_errpos(ctx, &line, &col);
   ck_assert_int_eq(line, 2);
   ck_assert_int_eq(col, 3 + 255);
-  expect_nesting(ctx, nested(head, "(", 100, "%x", ",)", tail), KILN_OK, NULL);
-  expect_nesting(ctx, nested(head, "nn.relu(", 200, "%x", ")", tail), KILN_OK, NULL);
-  expect_nesting(ctx, nested(head, "nn.relu(", 100000, "%x", ")", tail), KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested(head, "{", 100000, "%x", "}", tail), KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested(head, "fn () {", 100000, "%x", "}", tail), KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested(head, "if (%c) { %x } else { ", 100, "%x", "}", tail), KILN_OK, NULL);
-  expect_nesting(ctx, nested(head, "if (%c) { %x } else { ", 100000, "%x", "}", tail), KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested("def @f(%x: ", "(", 100000, "Tensor[(2,), float32]", ",)", ") { %x }"),
+  expect_nesting(ctx, kiln_test_nested(head, "(", 100, "%x", ",)", tail), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested(head, "nn.relu(", 200, "%x", ")", tail), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested(head, "nn.relu(", 100000, "%x", ")", tail), KILN_ERR_PARSE, too_deep);
+  expect_nesting(ctx, kiln_test_nested(head, "{", 100000, "%x", "}", tail), KILN_ERR_PARSE, too_deep);
+  expect_nesting(ctx, kiln_test_nested(head, "fn () {", 100000, "%x", "}", tail), KILN_ERR_PARSE, too_deep);
+  expect_nesting(ctx, kiln_test_nested(head, "if (%c) { %x } else { ", 100, "%x", "}", tail), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested(head, "if (%c) { %x } else { ", 100000, "%x", "}", tail), KILN_ERR_PARSE, too_deep);
+  expect_nesting(ctx, kiln_test_nested("def @f(%x: ", "(", 100000, "Tensor[(2,), float32]", ",)", ") { %x }"),
                  KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested("def @f(%x: ", "fn () -> ", 100000, "Tensor[(2,), float32]", "", ") { %x }"),
+  expect_nesting(ctx, kiln_test_nested("def @f(%x: ", "fn () -> ", 100000, "Tensor[(2,), float32]", "", ") { %x }"),
                  KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested("def @f(%x: Tensor[(", "(", 100000, "n", ")", ",), float32]) { %x }"),
+  expect_nesting(ctx, kiln_test_nested("def @f(%x: Tensor[(", "(", 100000, "n", ")", ",), float32]) { %x }"),
                  KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested("def @f(%x: Tensor[(", "-", 1000000, "n", "", ",), float32]) { %x }"),
+  expect_nesting(ctx, kiln_test_nested("def @f(%x: Tensor[(", "-", 1000000, "n", "", ",), float32]) { %x }"),
                  KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested("def @f(%x: Tensor[(", "min(n, ", 100000, "n", ")", ",), float32]) { %x }"),
+  expect_nesting(ctx, kiln_test_nested("def @f(%x: Tensor[(", "min(n, ", 100000, "n", ")", ",), float32]) { %x }"),
                  KILN_ERR_PARSE, too_deep);
   /* operator chains build deep dimension trees without recursion; their depth is limited */
-  expect_nesting(ctx, nested("def @f(%x: Tensor[(", "n + ", 200, "n", "", ",), float32]) { %x }"), KILN_OK, NULL);
-  expect_nesting(ctx, nested("def @f(%x: Tensor[(", "n * ", 100000, "n", "", ",), float32]) { %x }"),
+  expect_nesting(ctx, kiln_test_nested("def @f(%x: Tensor[(", "n + ", 200, "n", "", ",), float32]) { %x }"), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested("def @f(%x: Tensor[(", "n * ", 100000, "n", "", ",), float32]) { %x }"),
                  KILN_ERR_PARSE, "dimension expression nested too deeply (more than 256 levels)");
   /* long chains of bindings, lets, projections and calls are not nesting */
   char *chain = malloc(40 * 20000 + 200), *q = chain;
@@ -1289,9 +1222,9 @@ START_TEST(test_deep_nesting) {
   kiln_string_free(ctx, s);
   relay_module_free(m);
   free(chain);
-  expect_nesting(ctx, nested(head, "", 20000, "let %y = %x;\n", "", "%y\n}\n"), KILN_OK, NULL);
-  expect_nesting(ctx, nested(head, "", 1, "((%x,),)", "", ".0.0.0\n}\n"), KILN_ERR_TYPE, "projection (.N) needs a tuple");
-  done_ctx(ctx);
+  expect_nesting(ctx, kiln_test_nested(head, "", 20000, "let %y = %x;\n", "", "%y\n}\n"), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested(head, "", 1, "((%x,),)", "", ".0.0.0\n}\n"), KILN_ERR_TYPE, "projection (.N) needs a tuple");
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1301,7 +1234,7 @@ END_TEST
  * failing run reports KILN_ERR_NOMEM and leaves nothing allocated; the successful run made
  * fewer than n allocations (no failure was swallowed). */
 static void fault_loop(const char *text) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (long n = 1;; n++) {
     ck_assert_int_lt(n, 100000);
     long before = kiln_context_alloc_count(ctx);
@@ -1323,12 +1256,12 @@ static void fault_loop(const char *text) {
     ck_assert_int_eq(kiln_context_errcode(ctx), KILN_ERR_NOMEM);
     if (m == NULL) ck_assert_ptr_null(s);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 
 START_TEST(test_fault_injection_golden) {
   for (size_t g = 0; g < sizeof golden_programs / sizeof golden_programs[0]; g++) {
-    char *text = read_golden(golden_programs[g], NULL);
+    char *text = kiln_test_read_golden("relay", golden_programs[g], NULL);
     fault_loop(text);
     free(text);
   }
@@ -1358,7 +1291,7 @@ END_TEST
 /* Printing graphs built with the constructors (names to invent, dimensions, globals compared
  * structurally) under fault injection, module and expression entry points. */
 START_TEST(test_fault_injection_print) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = NN(ctx, relay_module_new(ctx));
   ir_arena *a = m->arena;
   ir_expr *n = dim_of(m, "n");
@@ -1399,7 +1332,7 @@ START_TEST(test_fault_injection_print) {
   kiln_string_free(ctx, want);
   kiln_string_free(ctx, want_expr);
   relay_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 

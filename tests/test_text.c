@@ -12,59 +12,6 @@
 
 /* ---- Helpers ----------------------------------------------------------------------------- */
 
-static kiln_context *new_ctx(void) {
-  kiln_context *ctx;
-  ck_assert_int_eq(kiln_context_new(&ctx), KILN_OK);
-  return ctx;
-}
-
-/* Frees the context after checking that everything made through it was freed. */
-static void done_ctx(kiln_context *ctx) {
-  ck_assert_int_eq(kiln_context_live_blocks(ctx), 0);
-  kiln_context_free(ctx);
-}
-
-/* The path of a golden file (KILN_TEST_DIR is the absolute tests/ folder, set by meson). */
-static void golden_path(const char *name, char *buf, size_t cap) {
-  snprintf(buf, cap, "%s/golden/tir/%s", KILN_TEST_DIR, name);
-}
-
-/* The contents of a golden file (malloc'd, NUL-terminated). */
-static char *read_golden(const char *name, size_t *len) {
-  char path[1024];
-  golden_path(name, path, sizeof path);
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f != NULL, "cannot open golden file %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = malloc((size_t)n + 1);
-  ck_assert_ptr_nonnull(text);
-  ck_assert_int_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  text[n] = 0;
-  if (len) *len = (size_t)n;
-  return text;
-}
-
-/* The text without its lines that start with '#': what the printer gives for golden input. */
-static char *strip_comment_lines(const char *text) {
-  char *out = malloc(strlen(text) + 1);
-  ck_assert_ptr_nonnull(out);
-  size_t n = 0;
-  while (*text) {
-    const char *eol = strchr(text, '\n');
-    size_t len = eol ? (size_t)(eol - text) + 1 : strlen(text);
-    if (text[0] != '#') {
-      memcpy(out + n, text, len);
-      n += len;
-    }
-    text += len;
-  }
-  out[n] = 0;
-  return out;
-}
-
 static kiln_tir_module *parse_ok(kiln_context *ctx, const char *text) {
   kiln_tir_module *m = NULL;
   kiln_status st = kiln_tir_module_parse(ctx, text, strlen(text), "test", &m);
@@ -127,17 +74,17 @@ static const char *const golden_programs[] = {"matmul.tir", "statements.tir", "e
 /* Each golden program is written in the printer's format: parsing then printing it gives the
  * file back without its comment lines, and the round trip holds. */
 START_TEST(test_golden_files_round_trip) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (size_t i = 0; i < sizeof golden_programs / sizeof golden_programs[0]; i++) {
-    char *text = read_golden(golden_programs[i], NULL);
-    char *want = strip_comment_lines(text);
+    char *text = kiln_test_read_golden("tir", golden_programs[i], NULL);
+    char *want = kiln_test_strip_comment_lines(text);
     kiln_tir_module *m = parse_ok(ctx, text);
     char *got = round_trip(ctx, m);
     ck_assert_msg(strcmp(got, want) == 0, "%s: printed text differs from the file:\n%s",
                   golden_programs[i], got);
     /* The file parsed through the public file API gives the same module. */
     char path[1024];
-    golden_path(golden_programs[i], path, sizeof path);
+    kiln_test_golden_path("tir", golden_programs[i], path, sizeof path);
     kiln_tir_module *mf = NULL;
     ck_ok(ctx, kiln_tir_module_parse_file(ctx, path, &mf));
     int eq = 0;
@@ -149,7 +96,7 @@ START_TEST(test_golden_files_round_trip) {
     free(want);
     free(text);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -163,8 +110,8 @@ START_TEST(test_golden_error_file) {
                {"TYPE", KILN_ERR_TYPE},
                {"SHAPE", KILN_ERR_SHAPE},
                {"UNDEFINED", KILN_ERR_UNDEFINED}};
-  kiln_context *ctx = new_ctx();
-  char *text = read_golden("error_scope.tir", NULL);
+  kiln_context *ctx = kiln_test_new_ctx();
+  char *text = kiln_test_read_golden("tir", "error_scope.tir", NULL);
   const char *spec = strstr(text, "# expect-error: ");
   ck_assert_ptr_nonnull(spec);
   char code_name[32], part[256];
@@ -183,7 +130,7 @@ START_TEST(test_golden_error_file) {
   ck_assert_int_eq(c, col);
   ck_errmsg_has(ctx, part);
   free(text);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -229,7 +176,7 @@ static const char *const canonical_programs[] = {
 };
 
 START_TEST(test_canonical_programs) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (size_t i = 0; i < sizeof canonical_programs / sizeof canonical_programs[0]; i++) {
     kiln_tir_module *m = parse_ok(ctx, canonical_programs[i]);
     char *s = round_trip(ctx, m);
@@ -237,7 +184,7 @@ START_TEST(test_canonical_programs) {
     kiln_string_free(ctx, s);
     kiln_tir_module_free(m);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -278,13 +225,13 @@ START_TEST(test_free_form_input) {
       "  }\n"
       "  evaluate(n < -1);\n"
       "}\n";
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *m = parse_ok(ctx, hand);
   char *s = round_trip(ctx, m);
   ck_assert_msg(strcmp(s, canonical) == 0, "printed as:\n%s", s);
   kiln_string_free(ctx, s);
   kiln_tir_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -317,7 +264,7 @@ START_TEST(test_every_dtype) {
       {{KILN_TYPE_FLOAT, 32, 1}, 0, 1.5, "1.5f32"},
       {{KILN_TYPE_FLOAT, 64, 1}, 0, 0.1, "0.1f64"},
   };
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *m = ir_module_new(ctx);
   ir_arena *a = m->arena;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -344,7 +291,7 @@ START_TEST(test_every_dtype) {
   ck_assert(strstr(s, "v: bfloat16") && strstr(s, "cast(uint16x4, ") && strstr(s, "buffer(bool, [2])"));
   kiln_string_free(ctx, s);
   kiln_tir_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -365,7 +312,7 @@ START_TEST(test_float_literals_bit_exact) {
       {INFINITY, "inf_f64"},    {-INFINITY, "-inf_f64"},
       {NAN, "nan_f64"},
   };
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   ir_arena *a = ir_arena_new(ctx);
   for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
     ck_prints(ctx, ir_float(a, KILN_FLOAT64, exact[i].v), exact[i].want);
@@ -402,13 +349,13 @@ START_TEST(test_float_literals_bit_exact) {
     kiln_string_free(ctx, s);
   }
   ir_arena_free(a);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* How literals and unary minus parse. */
 START_TEST(test_literal_parsing) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   ir_arena *a = ir_arena_new(ctx);
   ir_var *x = ir_var_new(a, "x", KILN_INT32), *f = ir_var_new(a, "f", KILN_FLOAT32);
   ir_var *vars[] = {x, f};
@@ -452,13 +399,13 @@ START_TEST(test_literal_parsing) {
   ck_assert_int_eq(e->kind, IR_FLOAT_IMM);
   ck_assert(signbit(((ir_float_imm *)e)->value));
   ir_arena_free(a);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* The printer puts parentheses exactly where the parser's precedence needs them. */
 START_TEST(test_precedence_printing) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   ir_arena *a = ir_arena_new(ctx);
   ir_expr *x = &ir_var_new(a, "a", I32)->h, *y = &ir_var_new(a, "b", I32)->h,
           *z = &ir_var_new(a, "c", I32)->h;
@@ -483,7 +430,7 @@ START_TEST(test_precedence_printing) {
   ck_prints(ctx, ir_binop(a, IR_MIN, ir_add(a, x, y), ir_binop(a, IR_MAX, z, x)), "min(a + b, max(c, a))");
   ck_prints(ctx, ir_binop(a, IR_LE, ir_add(a, x, y), ir_mul(a, y, z)), "a + b <= b * c");
   ir_arena_free(a);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -534,7 +481,7 @@ static ir_expr *gen_bool(gen *g, int depth) {
 }
 
 START_TEST(test_random_expressions_round_trip) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   ir_arena *a = ir_arena_new(ctx);
   ir_var *vars[] = {ir_var_new(a, "x", I32), ir_var_new(a, "y", I32), ir_var_new(a, "p", BOOL_),
                     ir_var_new(a, "q", BOOL_)};
@@ -554,13 +501,13 @@ START_TEST(test_random_expressions_round_trip) {
     kiln_string_free(ctx, s2);
   }
   ir_arena_free(a);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Names are made valid identifiers, kept clear of keywords and unique per function. */
 START_TEST(test_names_unique_and_sanitized) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *m = ir_module_new(ctx);
   ir_arena *a = m->arena;
   static const char *const hints[] = {"i", "i", "i_1", "", "v", "0x", "i.outer", "a b",
@@ -602,7 +549,7 @@ START_TEST(test_names_unique_and_sanitized) {
   ck_assert_msg(strcmp(s, want) == 0, "printed:\n%s", s);
   kiln_string_free(ctx, s);
   kiln_tir_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -616,7 +563,7 @@ START_TEST(test_keywords) {
       "select", "cast", "ramp", "broadcast", "exp", "log", "sqrt", "rsqrt", "tanh", "erf",
       "sigmoid", "pow", "fabs", "floor", "ceil", "round", "fma", "inf_f16", "inf_bf16",
       "inf_f32", "inf_f64", "nan_f16", "nan_bf16", "nan_f32", "nan_f64"};
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
     ck_assert_msg(ir_text_is_keyword(words[i], strlen(words[i])), "'%s' is not reserved", words[i]);
     kiln_tir_module *m = ir_module_new(ctx);
@@ -640,14 +587,14 @@ START_TEST(test_keywords) {
   }
   ck_assert(!ir_text_is_keyword("range", 5));
   ck_assert(!ir_text_is_keyword("inf_f8", 6));
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Sequences: two or more statements in braces are a seq; a seq inside a list, or of one
  * statement, prints as `seq { ... }` so the same tree comes back. */
 START_TEST(test_seq_forms) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *m = ir_module_new(ctx);
   ir_arena *a = m->arena;
   ir_stmt *e1 = ir_evaluate_new(a, ir_i32(a, 1)), *e2 = ir_evaluate_new(a, ir_i32(a, 2));
@@ -686,14 +633,14 @@ START_TEST(test_seq_forms) {
   ck_assert_int_eq(m2->funcs[0]->body->kind, IR_SEQ);
   kiln_tir_module_free(m2);
   kiln_tir_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Blocks built with the constructors: predicate omitted only when it is the constant true,
  * realize values, a bare block, a block reading its own alloc buffer, every iterator type. */
 START_TEST(test_block_forms) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *m = ir_module_new(ctx);
   ir_arena *a = m->arena;
   ir_expr *four = ir_i32(a, 4);
@@ -764,13 +711,13 @@ START_TEST(test_block_forms) {
   ck_assert_msg(strncmp(s, head, strlen(head)) == 0, "printed:\n%s", s);
   kiln_string_free(ctx, s);
   kiln_tir_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Buffers with every option, and what is omitted when it has the default value. */
 START_TEST(test_buffer_options) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *m = ir_module_new(ctx);
   ir_arena *a = m->arena;
   ir_var *n = ir_var_new(a, "n", I32);
@@ -788,13 +735,13 @@ START_TEST(test_buffer_options) {
                 "printed:\n%s", s);
   kiln_string_free(ctx, s);
   kiln_tir_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* The printed forms of nodes that are not statements or expressions. */
 START_TEST(test_print_aux_nodes) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   ir_arena *a = ir_arena_new(ctx);
   ir_var *v = ir_var_new(a, "v", KILN_INT64);
   ir_buffer *b = ir_buffer_new(a, "buf", KILN_BFLOAT16, 1, (ir_expr *[]){ir_int(a, KILN_INT64, 4)}, 0,
@@ -815,13 +762,13 @@ START_TEST(test_print_aux_nodes) {
   ck_assert_str_eq(s, "<null>");
   kiln_string_free(ctx, s);
   ir_arena_free(a);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Names resolve to the innermost definition; a definition ends with its scope. */
 START_TEST(test_scopes) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *m = parse_ok(ctx,
                                 "func @f(A: buffer(int32, [4])) {\n"
                                 "  for i: int32 in range(0, 4) {\n"
@@ -842,13 +789,13 @@ START_TEST(test_scopes) {
   ck_assert(strstr(s, "for i_1: int32 in range(0, 2) {\n      A[i_1] = 1;") != NULL);
   kiln_string_free(ctx, s);
   kiln_tir_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* Parsed nodes carry the position of their token (for later error messages). */
 START_TEST(test_spans) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *m = parse_ok(ctx, "func @f(A: buffer(float32, [4]), x: float32) {\n  A[0] = x * x;\n}\n");
   ir_func *f = m->funcs[0];
   ck_assert_int_eq(f->h.span.line, 1);
@@ -863,7 +810,7 @@ START_TEST(test_spans) {
   /* nodes made in the module's arena after parsing have no position */
   ck_assert_int_eq(ir_i32(m->arena, 1)->span.line, 0);
   kiln_tir_module_free(m);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1006,7 +953,7 @@ static const bad_input bad_inputs[] = {
 };
 
 START_TEST(test_error_table) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   char report[8192] = "";
   size_t used = 0;
   int nfail = 0;
@@ -1033,14 +980,14 @@ START_TEST(test_error_table) {
     ck_assert_int_eq(kiln_context_live_blocks(ctx), 0);
   }
   ck_assert_msg(nfail == 0, "%d error cases differ:\n%s", nfail, report);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
 /* ir_parse_expr: names come from the given variables; the whole text must be one
  * expression. */
 START_TEST(test_parse_expr) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   ir_arena *a = ir_arena_new(ctx);
   ir_var *x = ir_var_new(a, "x", I32);
   ir_expr *e = (ir_expr *)1;
@@ -1058,7 +1005,7 @@ START_TEST(test_parse_expr) {
   ck_assert_int_eq(ir_parse_expr(a, "x", 1, NULL, &e), KILN_ERR_MISUSE);
   ck_assert_int_eq(ir_parse_expr(NULL, "x", 0, NULL, &e), KILN_ERR_MISUSE);
   ir_arena_free(a);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1079,10 +1026,10 @@ static void check_failure(kiln_context *ctx, kiln_status st, kiln_tir_module *m)
 
 /* Every prefix of valid programs fails cleanly (or is itself a valid module). */
 START_TEST(test_truncated_programs) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (size_t g = 0; g < sizeof golden_programs / sizeof golden_programs[0]; g++) {
     size_t len;
-    char *text = read_golden(golden_programs[g], &len);
+    char *text = kiln_test_read_golden("tir", golden_programs[g], &len);
     int ok = 0;
     for (size_t cut = 0; cut <= len; cut++) {
       /* a copy of exactly `cut` bytes, so reading past the end is caught by ASan */
@@ -1102,7 +1049,7 @@ START_TEST(test_truncated_programs) {
     ck_assert_int_ge(ok, 2);
     free(text);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1110,10 +1057,10 @@ END_TEST
  * and whatever still parses round trips. */
 START_TEST(test_mutated_programs) {
   static const char junk[] = {'\0', '(', '}', '-', '"', '#', '\n'};
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (size_t g = 0; g < sizeof golden_programs / sizeof golden_programs[0]; g++) {
-    char *file = read_golden(golden_programs[g], NULL);
-    char *text = strip_comment_lines(file); /* mutants of comments are not interesting */
+    char *file = kiln_test_read_golden("tir", golden_programs[g], NULL);
+    char *text = kiln_test_strip_comment_lines(file); /* mutants of comments are not interesting */
     size_t len = strlen(text);
     char *copy = malloc(len);
     int ok = 0;
@@ -1138,23 +1085,9 @@ START_TEST(test_mutated_programs) {
     free(text);
     free(file);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
-
-/* Text with `n` copies of open, then middle, then n copies of close, inside a function. */
-static char *nested(const char *head, const char *open, int n, const char *middle,
-                    const char *close, const char *tail) {
-  size_t lo = strlen(open), lc = strlen(close);
-  size_t len = strlen(head) + (size_t)n * (lo + lc) + strlen(middle) + strlen(tail) + 1;
-  char *s = malloc(len), *q = s;
-  q = stpcpy(q, head);
-  for (int i = 0; i < n; i++, q += lo) memcpy(q, open, lo);
-  q = stpcpy(q, middle);
-  for (int i = 0; i < n; i++, q += lc) memcpy(q, close, lc);
-  strcpy(q, tail);
-  return s;
-}
 
 static void expect_nesting(kiln_context *ctx, char *text, kiln_status want, const char *msg) {
   kiln_tir_module *m = NULL;
@@ -1175,10 +1108,10 @@ START_TEST(test_deep_nesting) {
   const char *head = "func @f(n: int32, b: bool) {\n  evaluate(";
   const char *tail = ");\n}\n";
   const char *too_deep = "nesting too deep (more than 256 levels)";
-  kiln_context *ctx = new_ctx();
-  expect_nesting(ctx, nested(head, "(", 200, "n", ")", tail), KILN_OK, NULL);
-  expect_nesting(ctx, nested(head, "(", 300, "n", ")", tail), KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested(head, "(", 1000000, "n", ")", tail), KILN_ERR_PARSE, too_deep);
+  kiln_context *ctx = kiln_test_new_ctx();
+  expect_nesting(ctx, kiln_test_nested(head, "(", 200, "n", ")", tail), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested(head, "(", 300, "n", ")", tail), KILN_ERR_PARSE, too_deep);
+  expect_nesting(ctx, kiln_test_nested(head, "(", 1000000, "n", ")", tail), KILN_ERR_PARSE, too_deep);
   /* The error points at the bracket that goes one level too deep: the statement and the
    * argument of evaluate take two levels, so the 255th "(" (column 11 + 255) is the last
    * one allowed. */
@@ -1186,29 +1119,29 @@ START_TEST(test_deep_nesting) {
   kiln_context_errpos(ctx, &line, &col);
   ck_assert_int_eq(line, 2);
   ck_assert_int_eq(col, 11 + 256);
-  expect_nesting(ctx, nested(head, "!", 200, "b", "", tail), KILN_OK, NULL);
-  expect_nesting(ctx, nested(head, "!", 1000000, "b", "", tail), KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested(head, "- ", 1000000, "n", "", tail), KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested(head, "min(n, ", 100000, "n", ")", tail), KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested("func @f(A: buffer(int32, [4])) {\n  evaluate(", "A[", 100000, "0", "]", tail),
+  expect_nesting(ctx, kiln_test_nested(head, "!", 200, "b", "", tail), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested(head, "!", 1000000, "b", "", tail), KILN_ERR_PARSE, too_deep);
+  expect_nesting(ctx, kiln_test_nested(head, "- ", 1000000, "n", "", tail), KILN_ERR_PARSE, too_deep);
+  expect_nesting(ctx, kiln_test_nested(head, "min(n, ", 100000, "n", ")", tail), KILN_ERR_PARSE, too_deep);
+  expect_nesting(ctx, kiln_test_nested("func @f(A: buffer(int32, [4])) {\n  evaluate(", "A[", 100000, "0", "]", tail),
                  KILN_ERR_PARSE, too_deep);
   const char *shead = "func @f(n: int32, b: bool) {\n";
-  expect_nesting(ctx, nested(shead, "if b {\n", 200, "evaluate(n);\n", "}\n", "}\n"), KILN_OK, NULL);
-  expect_nesting(ctx, nested(shead, "if b {\n", 100000, "evaluate(n);\n", "}\n", "}\n"),
+  expect_nesting(ctx, kiln_test_nested(shead, "if b {\n", 200, "evaluate(n);\n", "}\n", "}\n"), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested(shead, "if b {\n", 100000, "evaluate(n);\n", "}\n", "}\n"),
                  KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested(shead, "seq {\n", 100000, "evaluate(n);\n", "}\n", "}\n"),
+  expect_nesting(ctx, kiln_test_nested(shead, "seq {\n", 100000, "evaluate(n);\n", "}\n", "}\n"),
                  KILN_ERR_PARSE, too_deep);
-  expect_nesting(ctx, nested(shead, "if b {\nevaluate(n);\n} else ", 100000, "{\nevaluate(n);\n}\n", "", "}\n"),
+  expect_nesting(ctx, kiln_test_nested(shead, "if b {\nevaluate(n);\n} else ", 100000, "{\nevaluate(n);\n}\n", "", "}\n"),
                  KILN_ERR_PARSE, too_deep);
   /* Long operator chains build deep trees without recursion; their depth is limited too. */
-  expect_nesting(ctx, nested(head, "n + ", 999, "n", "", tail), KILN_OK, NULL);
-  expect_nesting(ctx, nested(head, "n + ", 100000, "n", "", tail), KILN_ERR_PARSE,
+  expect_nesting(ctx, kiln_test_nested(head, "n + ", 999, "n", "", tail), KILN_OK, NULL);
+  expect_nesting(ctx, kiln_test_nested(head, "n + ", 100000, "n", "", tail), KILN_ERR_PARSE,
                  "expression nested too deeply (more than 1024 levels)");
-  expect_nesting(ctx, nested(head, "b && ", 100000, "b", "", tail), KILN_ERR_PARSE,
+  expect_nesting(ctx, kiln_test_nested(head, "b && ", 100000, "b", "", tail), KILN_ERR_PARSE,
                  "expression nested too deeply");
   /* Many statements side by side are not nesting. */
-  expect_nesting(ctx, nested(shead, "evaluate(n);\n", 20000, "", "", "}\n"), KILN_OK, NULL);
-  done_ctx(ctx);
+  expect_nesting(ctx, kiln_test_nested(shead, "evaluate(n);\n", 20000, "", "", "}\n"), KILN_OK, NULL);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1218,7 +1151,7 @@ END_TEST
  * failing run reports KILN_ERR_NOMEM and leaves nothing allocated; the successful run made
  * fewer than n allocations (no failure was swallowed). */
 static void fault_loop(const char *text) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (long n = 1;; n++) {
     ck_assert_int_lt(n, 100000);
     long before = kiln_context_alloc_count(ctx);
@@ -1239,12 +1172,12 @@ static void fault_loop(const char *text) {
     ck_assert_msg(st == KILN_ERR_NOMEM, "n=%ld: %s: %s", n, kiln_status_str(st), kiln_context_errmsg(ctx));
     ck_assert_int_eq(kiln_context_errcode(ctx), KILN_ERR_NOMEM);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 
 START_TEST(test_fault_injection_golden) {
   for (size_t g = 0; g < sizeof golden_programs / sizeof golden_programs[0]; g++) {
-    char *text = read_golden(golden_programs[g], NULL);
+    char *text = kiln_test_read_golden("tir", golden_programs[g], NULL);
     fault_loop(text);
     free(text);
   }
@@ -1270,7 +1203,7 @@ START_TEST(test_fault_injection_big) {
 END_TEST
 
 START_TEST(test_fault_injection_expr_and_node_printing) {
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   for (long n = 1;; n++) {
     ck_assert_int_lt(n, 10000);
     kiln_context_fail_alloc(ctx, n);
@@ -1289,7 +1222,7 @@ START_TEST(test_fault_injection_expr_and_node_printing) {
     if (!st) break;
     ck_assert_int_eq(st, KILN_ERR_NOMEM);
   }
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
@@ -1314,7 +1247,7 @@ START_TEST(test_public_api) {
       "    A[i] = A[i] * 3f32;\n"
       "  }\n"
       "}\n";
-  kiln_context *ctx = new_ctx();
+  kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *m1 = parse_ok(ctx, prog), *m2 = parse_ok(ctx, renamed), *m3 = parse_ok(ctx, changed);
   ck_assert_int_eq(kiln_tir_module_num_funcs(m1), 1);
   ck_assert_str_eq(kiln_tir_module_func_name(m1, 0), "f");
@@ -1358,7 +1291,7 @@ START_TEST(test_public_api) {
   kiln_tir_module_free(m1);
   kiln_tir_module_free(m2);
   kiln_tir_module_free(m3);
-  done_ctx(ctx);
+  kiln_test_done_ctx(ctx);
 }
 END_TEST
 
