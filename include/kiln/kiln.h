@@ -71,6 +71,127 @@ KILN_API const char *kiln_tir_module_func_name(kiln_tir_module *mod, int i);
 KILN_API kiln_status kiln_tir_module_interpret(kiln_tir_module *mod, const char *func,
                                                int nargs, void **args);
 
+/* ---- Graph IR (Relay) modules -------------------------------------------------------- */
+
+/* A module of named graph functions ("main" is the entry) over tensors with static or
+ * symbolic shapes. Expressions are built through the module and typed eagerly: a call whose
+ * argument shapes do not fit its op is rejected when it is built. */
+typedef struct kiln_relay_module kiln_relay_module;
+/* An expression of a module (variable, constant, op call, tuple, projection, let). Handles
+ * belong to the module that made them and stay valid until it is freed (there is no
+ * individual free); passes do not invalidate them. Handles of another module are refused.
+ * The builders below write their out-parameter only on success, so it may alias an input:
+ * kiln_relay_call(m, "nn.relu", 1, &h, 0, NULL, &h). */
+typedef struct kiln_relay_expr kiln_relay_expr;
+
+KILN_API kiln_status kiln_relay_module_new(kiln_context *ctx, kiln_relay_module **out);
+KILN_API void kiln_relay_module_free(kiln_relay_module *m);
+/* Parses Relay text (the format kiln_relay_module_print writes; need not be NUL-terminated).
+ * Errors carry line and column (kiln_context_errpos). */
+KILN_API kiln_status kiln_relay_module_parse(kiln_context *ctx, const char *text, size_t len,
+                                             kiln_relay_module **out);
+KILN_API kiln_status kiln_relay_module_parse_file(kiln_context *ctx, const char *path,
+                                                  kiln_relay_module **out);
+/* Prints the module as text that parses back to an equal module; free with kiln_string_free. */
+KILN_API kiln_status kiln_relay_module_print(kiln_relay_module *m, char **out);
+/* Structural equality (functions matched by name; variables by binding position) and a
+ * structural hash that is the same across runs and machines (equal modules hash equal). */
+KILN_API kiln_status kiln_relay_module_equal(kiln_relay_module *a, kiln_relay_module *b,
+                                             int *out);
+KILN_API kiln_status kiln_relay_module_hash(kiln_relay_module *m, uint64_t *out);
+/* Number of functions and the name of the i-th (NULL when out of range). */
+KILN_API int kiln_relay_module_num_funcs(kiln_relay_module *m);
+KILN_API const char *kiln_relay_module_func_name(kiln_relay_module *m, int i);
+
+/* Runs graph passes over the module in place. `passes` is a comma-separated list of pass
+ * names ("InferType,FuseOps") or NULL for the default pipeline (InferType ... FuseOps);
+ * passes above opt_level (0..3) are skipped. The verifier runs after each pass. On error
+ * the module is as the last successful pass left it. */
+KILN_API kiln_status kiln_relay_module_run_passes(kiln_relay_module *m, const char *passes,
+                                                  int opt_level);
+/* Specializes the module: the symbolic dimensions names[i] become values[i] (>= 0) in
+ * every type, and shapes are re-inferred (the BindShapes pass). */
+KILN_API kiln_status kiln_relay_module_bind(kiln_relay_module *m, int n,
+                                            const char *const *names, const int64_t *values);
+
+/* Symbolic dimensions. A shape entry >= 0 is a constant; a negative entry is a symbolic
+ * dimension of the module, as returned by kiln_relay_module_dim (the same name always gives
+ * the same value). kiln_relay_expr_type reports a dimension that is an expression of
+ * symbolic ones (say n * 2) as KILN_RELAY_DIM_EXPR. */
+#define KILN_RELAY_DIM_EXPR INT64_MIN
+KILN_API kiln_status kiln_relay_module_dim(kiln_relay_module *m, const char *name,
+                                           int64_t *out);
+/* The name of a symbolic dimension value (NULL when it is not one of the module's). */
+KILN_API const char *kiln_relay_module_dim_name(kiln_relay_module *m, int64_t dim);
+
+/* One attribute of an op call. Which fields count depends on kind. */
+typedef enum kiln_relay_attr_kind {
+  KILN_RELAY_ATTR_INT,   /* i */
+  KILN_RELAY_ATTR_FLOAT, /* f (an INT is accepted where the op wants a float) */
+  KILN_RELAY_ATTR_STR,   /* s */
+  KILN_RELAY_ATTR_INTS   /* ints[0..nints) */
+} kiln_relay_attr_kind;
+typedef struct kiln_relay_attr {
+  const char *key;
+  int kind; /* kiln_relay_attr_kind */
+  int64_t i;
+  double f;
+  const char *s;
+  const int64_t *ints;
+  int nints;
+} kiln_relay_attr;
+
+/* A variable of tensor type dtype[shape] (ndim <= 8; shape entries as described above).
+ * Variables become function parameters or let bindings; names are hints. */
+KILN_API kiln_status kiln_relay_var(kiln_relay_module *m, const char *name, kiln_dtype dtype,
+                                    int ndim, const int64_t *shape, kiln_relay_expr **out);
+/* A constant tensor of constant shape; data holds nbytes (exactly the tensor's size) of dense
+ * row-major elements and is copied. */
+KILN_API kiln_status kiln_relay_const(kiln_relay_module *m, kiln_dtype dtype, int ndim,
+                                      const int64_t *shape, const void *data, size_t nbytes,
+                                      kiln_relay_expr **out);
+/* A call of the op named `op` (see kiln_relay_op_name). Attributes not given take the op's
+ * defaults. KILN_ERR_UNDEFINED for an unknown op, KILN_ERR_TYPE for an unknown attribute or
+ * one of the wrong kind, KILN_ERR_TYPE / KILN_ERR_SHAPE when the arguments do not fit. */
+KILN_API kiln_status kiln_relay_call(kiln_relay_module *m, const char *op, int nargs,
+                                     kiln_relay_expr *const *args, int nattrs,
+                                     const kiln_relay_attr *attrs, kiln_relay_expr **out);
+KILN_API kiln_status kiln_relay_tuple(kiln_relay_module *m, int n, kiln_relay_expr *const *fields,
+                                      kiln_relay_expr **out);
+/* Field `index` of a tuple-typed expression. */
+KILN_API kiln_status kiln_relay_proj(kiln_relay_module *m, kiln_relay_expr *tuple, int index,
+                                     kiln_relay_expr **out);
+/* `let var = value; body`: var (made by kiln_relay_var) names value inside body. */
+KILN_API kiln_status kiln_relay_let(kiln_relay_module *m, kiln_relay_expr *var,
+                                    kiln_relay_expr *value, kiln_relay_expr *body,
+                                    kiln_relay_expr **out);
+/* Adds (or replaces) the function `name` with the given parameters (variables) and body.
+ * Every variable the body uses must be a parameter or bound by a let inside it. */
+KILN_API kiln_status kiln_relay_function(kiln_relay_module *m, const char *name, int nparams,
+                                         kiln_relay_expr *const *params, kiln_relay_expr *body);
+
+/* The type of a tensor-typed expression: its dtype, rank and, when shape is not NULL, its
+ * dimensions (shape must hold max_ndim >= the rank entries; see KILN_RELAY_DIM_EXPR). */
+KILN_API kiln_status kiln_relay_expr_type(kiln_relay_module *m, kiln_relay_expr *e,
+                                          kiln_dtype *dtype, int *ndim, int64_t *shape,
+                                          int max_ndim);
+
+/* Runs function `func` with the reference interpreter (slow, exact; computes in double).
+ * args are the function's parameters: CPU tensors (device_type 1) in compact row-major
+ * layout (strides NULL or compact); symbolic dimensions are bound from their shapes. The
+ * result (a tensor, or a tuple of tensors, nested tuples flattened in order) is written into
+ * outs, which the caller allocates: each must have the result's dtype (else KILN_ERR_TYPE)
+ * and shape (else KILN_ERR_SHAPE); nothing is written unless all of them fit. */
+KILN_API kiln_status kiln_relay_module_interpret(kiln_relay_module *m, const char *func,
+                                                 int nargs, const kiln_tensor *args, int nouts,
+                                                 kiln_tensor *outs);
+
+/* The registered ops: their number, and the name and one-line description of the i-th
+ * (NULL when out of range). */
+KILN_API int kiln_relay_op_count(void);
+KILN_API const char *kiln_relay_op_name(int i);
+KILN_API const char *kiln_relay_op_doc(int i);
+
 #ifdef __cplusplus
 }
 #endif
