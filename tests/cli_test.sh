@@ -103,5 +103,19 @@ expect 1 "bad.tir:3:1" "$kiln" asm "$tmp/bad.tir"
 expect 1 "cannot write" "$kiln" asm "$src/tools/models/default.tir" -o "$tmp/no/such/dir/out.s"
 expect 1 "unknown CPU 'bogus'" "$kiln" asm "$src/tools/models/default.tir" --target "llvm -mcpu=bogus"
 
+# kiln import: ONNX models written by Debian's python3-onnx
+/usr/bin/python3 "$src/tests/make_onnx_model.py" gemm "$tmp/gemm.onnx"
+/usr/bin/python3 "$src/tests/make_onnx_model.py" unsupported "$tmp/unsupported.onnx"
+expect 0 "nn.dense(%x" "$kiln" import "$tmp/gemm.onnx"
+expect 0 "Tensor\[(batch, 3), float32\]" "$kiln" import "$tmp/gemm.onnx"
+if ! "$kiln" import "$tmp/gemm.onnx" -o "$tmp/gemm.relay" || ! grep -q "nn.relu" "$tmp/gemm.relay"; then
+  echo "FAIL: kiln import -o did not write the module"; failures=$((failures + 1))
+fi
+expect 0 "fn \[primitive=1\]" "$kiln" relay "$tmp/gemm.relay"
+expect 1 "TopK (opset 13, node 'topk_1'), NonZero (opset 13, node 'nz_2')" "$kiln" import "$tmp/unsupported.onnx"
+expect 1 "cannot open\|No such file" "$kiln" import "$tmp/missing.onnx"
+head -c 60 "$tmp/gemm.onnx" > "$tmp/trunc.onnx"
+expect 1 "truncated or corrupt" "$kiln" import "$tmp/trunc.onnx"
+
 if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

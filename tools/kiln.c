@@ -17,8 +17,9 @@
 #include "relay/text.h"
 #include "target/codegen.h"
 
-/* `kiln asm` (cmd_asm.c). */
+/* `kiln asm` (cmd_asm.c) and `kiln import` (cmd_import.c). */
 int kiln_cmd_asm(int argc, char **argv);
+int kiln_cmd_import(int argc, char **argv);
 
 static const char usage[] =
     "usage: kiln <command> [options]\n"
@@ -37,6 +38,8 @@ static const char usage[] =
     "        each pass, --elide shortens large constants; --passes list lists them\n"
     "  asm FILE.tir [--target T] [--func NAME] [--ir] [--no-opt | --opt-level N] [-o OUT]\n"
     "        print the assembly (or with --ir the LLVM IR) generated for a TIR program\n"
+    "  import MODEL.onnx [-o OUT.relay]\n"
+    "        import an ONNX model and print (or write) it as a Relay module\n"
     "  version        print the kiln version\n"
     "  help           print this text\n";
 
@@ -662,6 +665,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "asm") == 0) return kiln_cmd_asm(argc - 2, argv + 2);
+  if (strcmp(argv[1], "import") == 0) return kiln_cmd_import(argc - 2, argv + 2);
   if (strcmp(argv[1], "tir") == 0) {
     options o;
     if (parse_tir_options(argc - 2, argv + 2, &o)) return 1;
