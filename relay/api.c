@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "relay/frontend/onnx.h"
 #include "relay/interp.h"
 #include "relay/pass.h"
 #include "relay/text.h"
@@ -102,6 +103,34 @@ KILN_API kiln_status kiln_relay_module_parse_file(kiln_context *ctx, const char 
   relay_module *m = NULL;
   st = relay_parse_module(ctx, text, len, &m);
   ir_free(ctx, text, len + 1);
+  if (st) return st;
+  return wrap(ctx, m, out);
+}
+
+KILN_API kiln_status kiln_relay_module_from_onnx(kiln_context *ctx, const void *bytes, size_t len,
+                                                 const char *external_data_dir,
+                                                 kiln_relay_module **out) {
+  CHECK_CTX(ctx);
+  if (!out || (!bytes && len))
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE, "kiln_relay_module_from_onnx: NULL argument");
+  *out = NULL;
+  ir_clear_error(ctx);
+  relay_module *m = NULL;
+  kiln_status st = relay_from_onnx(ctx, bytes ? bytes : "", len, external_data_dir, &m);
+  if (st) return st;
+  return wrap(ctx, m, out);
+}
+
+KILN_API kiln_status kiln_relay_module_from_onnx_file(kiln_context *ctx, const char *path,
+                                                      kiln_relay_module **out) {
+  CHECK_CTX(ctx);
+  if (!path || !out)
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
+                   "kiln_relay_module_from_onnx_file: NULL argument");
+  *out = NULL;
+  ir_clear_error(ctx);
+  relay_module *m = NULL;
+  kiln_status st = relay_from_onnx_file(ctx, path, &m);
   if (st) return st;
   return wrap(ctx, m, out);
 }

@@ -7,7 +7,8 @@ PACKAGES="gcc libc6-dev binutils pkg-config meson ninja-build
   llvm-19-dev lld-19 libsqlite3-dev libcjson-dev check libsubunit-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libxgboost-dev
   qemu-user gcc-aarch64-linux-gnu libc6-arm64-cross libc6-dev-arm64-cross
-  libopenblas-dev python3 python3-numpy python3-onnx"
+  libopenblas-dev python3 python3-numpy python3-onnx python3-torch python3-torchvision
+  python3-pytest"
 
 missing=""
 for p in $PACKAGES; do

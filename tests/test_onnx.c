@@ -504,6 +504,54 @@ START_TEST(test_fault_injection) {
 }
 END_TEST
 
+/* The public entry points: bytes and files, the same module as relay_from_onnx, NULL
+ * arguments refused, and the importer's errors passed through. */
+START_TEST(test_public_api) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  mb b;
+  build_conv(&b);
+  size_t len;
+  uint8_t *buf = mb_pack(&b, &len);
+  kiln_relay_module *pm = NULL;
+  ck_ok(ctx, kiln_relay_module_from_onnx(ctx, buf, len, NULL, &pm));
+  char *text = NULL;
+  ck_ok(ctx, kiln_relay_module_print(pm, &text));
+  relay_module *m = NULL;
+  ck_ok(ctx, relay_from_onnx(ctx, buf, len, NULL, &m));
+  char *direct = print_m(m);
+  ck_assert_str_eq(text, direct);
+  ck_assert_msg(strstr(text, "nn.conv2d"), "%s", text);
+  kiln_string_free(ctx, direct);
+  relay_module_free(m);
+  kiln_string_free(ctx, text);
+  kiln_relay_module_free(pm);
+
+  const char *path = "test_onnx_public_api.onnx"; /* in the test's working directory */
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+  fclose(f);
+  ck_ok(ctx, kiln_relay_module_from_onnx_file(ctx, path, &pm));
+  ck_assert_int_eq(kiln_relay_module_num_funcs(pm), 1);
+  kiln_relay_module_free(pm);
+  remove(path);
+
+  pm = (kiln_relay_module *)&pm;
+  ck_assert_int_eq(kiln_relay_module_from_onnx(ctx, buf, len / 2, NULL, &pm), KILN_ERR_CORRUPT);
+  ck_assert_ptr_null(pm);
+  ck_assert_int_eq(kiln_relay_module_from_onnx_file(ctx, "/nonexistent/m.onnx", &pm), KILN_ERR_IO);
+  ck_errmsg_has(ctx, "/nonexistent/m.onnx");
+  ck_assert_int_eq(kiln_relay_module_from_onnx(ctx, NULL, 5, NULL, &pm), KILN_ERR_MISUSE);
+  ck_errmsg_has(ctx, "kiln_relay_module_from_onnx: NULL argument");
+  ck_assert_int_eq(kiln_relay_module_from_onnx(ctx, buf, len, NULL, NULL), KILN_ERR_MISUSE);
+  ck_assert_int_eq(kiln_relay_module_from_onnx_file(ctx, NULL, &pm), KILN_ERR_MISUSE);
+  ck_errmsg_has(ctx, "kiln_relay_module_from_onnx_file: NULL argument");
+  ck_assert_int_eq(kiln_relay_module_from_onnx(NULL, buf, len, NULL, &pm), KILN_ERR_MISUSE);
+  free(buf);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("onnx");
   TCase *tc = tcase_create("onnx");
@@ -516,6 +564,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_versions);
   tcase_add_test(tc, test_corrupt_bytes);
   tcase_add_test(tc, test_fault_injection);
+  tcase_add_test(tc, test_public_api);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -92,6 +92,18 @@ KILN_API kiln_status kiln_relay_module_parse(kiln_context *ctx, const char *text
                                              kiln_relay_module **out);
 KILN_API kiln_status kiln_relay_module_parse_file(kiln_context *ctx, const char *path,
                                                   kiln_relay_module **out);
+/* Imports an ONNX model (serialized ModelProto bytes): @main takes the graph inputs that are
+ * not initializers and returns the one output or a tuple of the outputs. External-data
+ * tensors are read relative to external_data_dir (NULL: the current directory). Errors:
+ * KILN_ERR_CORRUPT for malformed or truncated bytes, KILN_ERR_UNSUPPORTED for IR versions,
+ * opsets and ops kiln does not handle (one message listing every unsupported op), KILN_ERR_IO
+ * for unreadable external data, KILN_ERR_TYPE / KILN_ERR_SHAPE naming the ONNX node. */
+KILN_API kiln_status kiln_relay_module_from_onnx(kiln_context *ctx, const void *bytes, size_t len,
+                                                 const char *external_data_dir,
+                                                 kiln_relay_module **out);
+/* The same for a file; external data is looked up next to it. */
+KILN_API kiln_status kiln_relay_module_from_onnx_file(kiln_context *ctx, const char *path,
+                                                      kiln_relay_module **out);
 /* Prints the module as text that parses back to an equal module; free with kiln_string_free. */
 KILN_API kiln_status kiln_relay_module_print(kiln_relay_module *m, char **out);
 /* Structural equality (functions matched by name; variables by binding position) and a
