@@ -552,6 +552,122 @@ START_TEST(test_public_api) {
 }
 END_TEST
 
+/* ---- Pad ----------------------------------------------------------------------------------- */
+
+static void mb_attr_s(mb *b, Onnx__NodeProto *n, const char *name, const char *v) {
+  Onnx__AttributeProto *a = mb_attr(b, n, name);
+  a->has_type = 1;
+  a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+  a->has_s = 1;
+  a->s.len = strlen(v);
+  a->s.data = (uint8_t *)v;
+}
+
+static int64_t px_shape[] = {2, 3}, p4[] = {4}, p2[] = {2};
+static float pad_val = 1.5f;
+static char *pad_in[] = {"x", "pads", "cv", NULL}, *pad_in2[] = {"x", "pads", NULL},
+            *pad_out[] = {"y", NULL};
+
+/* Builds x (2x3) -> Pad -> y; pads is an initializer of k values, the constant value an
+ * optional scalar initializer; mode NULL leaves the default. */
+static Onnx__NodeProto *build_pad(mb *b, int opset, int64_t *pads, int k, const char *mode,
+                                  bool with_value) {
+  mb_init(b, opset);
+  mb_input(b, "x", 2, px_shape, NULL);
+  mb_init_i(b, "pads", 1, k == 4 ? p4 : p2, pads, k);
+  if (with_value) mb_init_f(b, "cv", 0, NULL, &pad_val, 1);
+  Onnx__NodeProto *n = mb_node(b, "Pad", "pad_1", with_value ? pad_in : pad_in2, pad_out);
+  if (mode) mb_attr_s(b, n, "mode", mode);
+  mb_output(b, "y");
+  return n;
+}
+
+/* Reference: x is [[0 1 2] [3 4 5]] padded with ONNX pads (begin0, begin1, end0, end1). */
+static double pad_ref(const int64_t *pads, const char *mode, double value, int64_t i, int64_t j) {
+  int64_t r = i - pads[0], c = j - pads[1];
+  if (strcmp(mode, "constant") == 0) {
+    if (r < 0 || r >= 2 || c < 0 || c >= 3) return value;
+  } else if (strcmp(mode, "edge") == 0) {
+    r = r < 0 ? 0 : r > 1 ? 1 : r;
+    c = c < 0 ? 0 : c > 2 ? 2 : c;
+  } else { /* reflect */
+    r = r < 0 ? -r : r > 1 ? 2 - r : r;
+    c = c < 0 ? -c : c > 2 ? 4 - c : c;
+  }
+  return (double)(r * 3 + c);
+}
+
+START_TEST(test_pad_modes_and_opsets) {
+  static int64_t pads_c[] = {1, 0, 0, 2}, pads_r[] = {1, 2, 1, 1};
+  static const struct {
+    int opset;
+    const char *mode; /* NULL: the default (constant) */
+    int64_t *pads;
+    bool with_value;
+  } cases[] = {
+      {13, NULL, pads_c, true},        {17, "constant", pads_c, false}, {11, "edge", pads_r, false},
+      {13, "reflect", pads_r, false},  {14, "edge", pads_c, false},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    kiln_context *ctx = kiln_test_new_ctx();
+    mb b;
+    build_pad(&b, cases[k].opset, cases[k].pads, 4, cases[k].mode, cases[k].with_value);
+    relay_module *m = import_ok(ctx, &b);
+    char *s = print_m(m);
+    ck_assert_msg(strstr(s, "nn.pad"), "case %zu: %s", k, s);
+    kiln_string_free(ctx, s);
+    const int64_t *pd = cases[k].pads;
+    int64_t oh = 2 + pd[0] + pd[2], ow = 3 + pd[1] + pd[3];
+    float x[6] = {0, 1, 2, 3, 4, 5}, y[64];
+    run1(ctx, m, 2, px_shape, x, y, oh * ow);
+    const char *mode = cases[k].mode ? cases[k].mode : "constant";
+    for (int64_t i = 0; i < oh; i++)
+      for (int64_t j = 0; j < ow; j++)
+        ck_assert_msg(fabs(y[i * ow + j] - pad_ref(pd, mode, cases[k].with_value ? pad_val : 0, i, j)) < 1e-6,
+                      "case %zu (opset %d, %s): y[%lld][%lld] = %g", k, cases[k].opset, mode,
+                      (long long)i, (long long)j, (double)y[i * ow + j]);
+    relay_module_free(m);
+    kiln_test_done_ctx(ctx);
+  }
+}
+END_TEST
+
+START_TEST(test_pad_errors) {
+  static int64_t neg[] = {0, -1, 0, 1}, two[] = {1, 1}, ok[] = {0, 1, 0, 1};
+  kiln_context *ctx = kiln_test_new_ctx();
+  mb b;
+  build_pad(&b, 13, neg, 4, NULL, false);
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_UNSUPPORTED);
+  ck_errmsg_has(ctx, "negative pads (cropping) on axis 1");
+  ck_errmsg_has(ctx, "pad_1");
+
+  build_pad(&b, 13, two, 2, NULL, false);
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_CORRUPT);
+  ck_errmsg_has(ctx, "pads has 2 values, a 2-d input needs 4");
+
+  build_pad(&b, 13, ok, 4, "wrap", false);
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_UNSUPPORTED);
+  ck_errmsg_has(ctx, "mode 'wrap' is not supported");
+
+  /* reflect needs a pad smaller than the axis: relay's type relation says so. */
+  static int64_t wide[] = {0, 3, 0, 0};
+  build_pad(&b, 13, wide, 4, "reflect", false);
+  kiln_status st = import_err(ctx, &b);
+  ck_assert(st == KILN_ERR_TYPE || st == KILN_ERR_SHAPE);
+  ck_errmsg_has(ctx, "reflect padding 3 on axis 1");
+
+  /* pads must be constant. */
+  mb_init(&b, 13);
+  mb_input(&b, "x", 2, px_shape, NULL);
+  mb_input(&b, "pads", 1, p4, NULL);
+  mb_node(&b, "Pad", "pad_2", pad_in2, pad_out);
+  mb_output(&b, "y");
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_UNSUPPORTED);
+  ck_errmsg_has(ctx, "Pad's pads input");
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("onnx");
   TCase *tc = tcase_create("onnx");
@@ -565,6 +681,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_corrupt_bytes);
   tcase_add_test(tc, test_fault_injection);
   tcase_add_test(tc, test_public_api);
+  tcase_add_test(tc, test_pad_modes_and_opsets);
+  tcase_add_test(tc, test_pad_errors);
   suite_add_tcase(s, tc);
   return s;
 }

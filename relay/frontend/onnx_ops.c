@@ -791,6 +791,48 @@ static kiln_status conv_constant(onnx_importer *imp, const Onnx__NodeProto *node
   return fail(imp, KILN_ERR_UNSUPPORTED, "Constant without a value / value_float(s) / value_int(s) attribute");
 }
 
+/* Pad (opset >= 11): nn.pad. pads (ONNX order: every axis's begin, then every axis's end) and
+ * the optional constant_value are constant inputs. Modes constant, edge and reflect map one to
+ * one; negative pads (cropping) are not supported. */
+static kiln_status conv_pad(onnx_importer *imp, const Onnx__NodeProto *node, int opset, int nin,
+                            relay_expr *const *in, int nout, relay_expr **out) {
+  (void)opset, (void)nout;
+  kiln_status st = need_inputs(imp, nin, in, 2);
+  if (st) return st;
+  int nd = ndim_of(in[0]), n = 0;
+  int64_t *pads = NULL;
+  double value = 0;
+  if ((st = onnx_const_ints(imp, in[1], "Pad's pads input", &n, &pads))) return st;
+  if (nin > 2 && in[2]) {
+    int nv;
+    double *v;
+    if ((st = onnx_const_floats(imp, in[2], "Pad's constant_value input", &nv, &v))) return st;
+    if (nv != 1) return fail(imp, KILN_ERR_CORRUPT, "Pad's constant_value must be a scalar");
+    value = v[0];
+  }
+  if (nd < 0) return fail(imp, KILN_ERR_TYPE, "Pad's input has no tensor type");
+  if (n != 2 * nd)
+    return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_CORRUPT,
+                   "Pad: pads has %d values, a %d-d input needs %d", n, nd, 2 * nd);
+  int64_t width[2 * RELAY_MAX_DIMS];
+  for (int i = 0; i < nd; i++) {
+    if (pads[i] < 0 || pads[nd + i] < 0)
+      return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_UNSUPPORTED,
+                     "Pad: negative pads (cropping) on axis %d are not supported", i);
+    width[2 * i] = pads[i];
+    width[2 * i + 1] = pads[nd + i];
+  }
+  const char *mode = onnx_attr_str(node, "mode", "constant");
+  if (strcmp(mode, "constant") != 0 && strcmp(mode, "edge") != 0 && strcmp(mode, "reflect") != 0)
+    return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_UNSUPPORTED, "Pad: mode '%s' is not supported",
+                   mode);
+  ir_arena *a = A(imp);
+  return put(imp, out, call1(imp, "nn.pad", in[0], 3,
+                             ATTRS(relay_attr_ints(a, "pad_width", 2 * nd, width),
+                                   relay_attr_float(a, "pad_value", value),
+                                   relay_attr_str(a, "pad_mode", mode))));
+}
+
 /* Expand: bidirectional broadcast to a constant shape (the input's shape must be constant). */
 static kiln_status conv_expand(onnx_importer *imp, const Onnx__NodeProto *node, int opset, int nin,
                                relay_expr *const *in, int nout, relay_expr **out) {
@@ -941,6 +983,7 @@ const onnx_converter onnx_converters[] = {
     {"ReduceMin", 1, 17, conv_reduce_min},
     {"Constant", 1, 17, conv_constant},
     {"Expand", 8, 17, conv_expand},
+    {"Pad", 11, 17, conv_pad},
     {"ConstantOfShape", 9, 17, conv_constant_of_shape},
     {"Range", 11, 17, conv_range},
 };

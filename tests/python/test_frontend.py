@@ -82,6 +82,56 @@ def test_torchvision(name):
     check_model(name, model, [("x", (1, 3, 64, 64), "float32")], x)
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0", "squeezenet1_0",
+                                  "densenet121", "regnet_y_400mf", "convnext_tiny"])
+def test_torchvision_other_families(name):
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    randomize_batchnorm(model, gen)
+    x = torch.randn(1, 3, 64, 64, generator=gen)
+    check_model(name, model, [("x", (1, 3, 64, 64), "float32")], x)
+
+
+class Broadcast7x7(torch.nn.Module):
+    """AdaptiveAvgPool2d((7, 7)) of a 1x1 map: every output bin averages the one input pixel."""
+
+    def forward(self, t):
+        return t.expand(-1, -1, 7, 7)
+
+
+def test_vgg11():
+    # PyTorch exports vgg11's AdaptiveAvgPool2d((7, 7)) only when the feature map is a multiple
+    # of 7 (224x224 images: ~110 s in the reference interpreter). At 32x32 the map is 1x1 and
+    # the pool is exactly a broadcast: swap in that (checked equal) and test the rest as is.
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    model = torchvision.models.vgg11(weights=None).eval()
+    randomize_batchnorm(model, gen)
+    x = torch.randn(1, 3, 32, 32, generator=gen)
+    with torch.no_grad():
+        feat = model.features(x)
+        assert feat.shape == (1, 512, 1, 1)
+        assert torch.equal(model.avgpool(feat), Broadcast7x7()(feat))
+    model.avgpool = Broadcast7x7()
+    check_model("vgg11", model, [("x", (1, 3, 32, 32), "float32")], x)
+
+
+def test_vit_b_16():
+    # 32x32 images: 2x2 patches of 16 plus the class token. The eval-mode encoder runs through
+    # a fused attention op that does not export, so export in train mode (ViT has no
+    # BatchNorm and its dropouts are 0: the same computation). The head is zero-initialized:
+    # give it random weights so the output is not trivially zero.
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    model = torchvision.models.vit_b_16(weights=None, image_size=32).train()
+    with torch.no_grad():
+        model.heads.head.weight.copy_(torch.randn(model.heads.head.weight.shape, generator=gen) * 0.1)
+    x = torch.randn(1, 3, 32, 32, generator=gen)
+    check_model("vit_b_16", model, [("x", (1, 3, 32, 32), "float32")], x,
+                training=torch.onnx.TrainingMode.PRESERVE)
+
+
 def test_transformer_encoder():
     # PyTorch 1.13 runs an eval-mode encoder layer through a fused op that does not export:
     # export in train mode with dropout 0 (the computation is the same).
@@ -171,6 +221,35 @@ def test_from_torch_buckets():
         with torch.no_grad():
             want = model(x).numpy()
         np.testing.assert_allclose(m.run(x.numpy())[0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_external_data(tmp_path):
+    # Every initializer in one side file next to the model: the importer reads it relative to
+    # the model's directory.
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 5, 6)).eval()
+    x = torch.randn(2, 3, 5, 5)
+    buf = io.BytesIO()
+    torch.onnx.export(model, (x,), buf, input_names=["x"], output_names=["y"], opset_version=14)
+    proto = onnx.load_from_string(buf.getvalue())
+    path = tmp_path / "model.onnx"
+    onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    # The weights really are outside the model file.
+    assert (tmp_path / "weights.bin").stat().st_size >= 4 * (4 * 3 * 9 + 6 * 100)
+    saved = onnx.load(str(path), load_external_data=False)
+    assert saved.graph.initializer and all(
+        i.data_location == TensorProto.EXTERNAL and not i.raw_data for i in saved.graph.initializer)
+    m = frontend.from_onnx(str(path))
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(m.run(x.numpy())[0], want, rtol=1e-5, atol=1e-5)
+    # A missing side file is an I/O error naming it.
+    (tmp_path / "weights.bin").unlink()
+    with pytest.raises(kiln.KilnError) as e:
+        frontend.from_onnx(str(path))
+    assert e.value.status == frontend.ERR_IO and "weights.bin" in str(e.value)
 
 
 def test_run_passes_by_name_and_unknown_pass():
