@@ -19,6 +19,10 @@
 
 #include "kiln/kiln.h"
 #include "kiln/kiln_runtime.h"
+#include "ir/transform.h"
+#include "relay/lower.h"
+#include "relay/text.h"
+#include "schedule/schedule.h"
 #include "target/codegen.h"
 
 #ifndef KILN_BENCH_DIR
@@ -221,6 +225,31 @@ static void call_kernel(kiln_kernel_fn f, const kiln_tensor *args, int nargs, co
   }
 }
 
+/* Compiles function main of a Relay module the way the compiler does without tuning:
+ * lowering to TIR, the default schedule rules for the host, the lowering pipeline, the JIT.
+ * The kernel is called `name`. */
+static kiln_kernel_fn compile_default(const char *relay_text, const char *name,
+                                      const tgt_target *host) {
+  relay_module *m = NULL;
+  if (relay_parse_module(ctx, relay_text, strlen(relay_text), &m)) die_kiln(name);
+  kiln_tir_module *mod = ir_module_new(ctx);
+  if (!mod) die_kiln(name);
+  ir_func *pf = NULL, *low = NULL;
+  if (relay_lower_func(ctx, mod->arena, relay_module_get(m, "main"), name, &pf)) die_kiln(name);
+  sch_schedule *s = sch_new(ctx, pf, 1);
+  if (!s) die_kiln(name);
+  sch_target_info ti;
+  sch_target_info_from(host, &ti);
+  if (sch_apply_default_rules(s, &ti)) die_kiln(name);
+  if (ir_lower_func(ctx, mod->arena, s->func, NULL, &low)) die_kiln(name);
+  if (ir_module_add(mod, low)) die_kiln(name);
+  if (tgt_jit_add_tir(jit, mod)) die_kiln(name);
+  sch_free(s);
+  kiln_tir_module_free(mod);
+  relay_module_free(m);
+  return lookup(name);
+}
+
 /* ---- GEMM ---------------------------------------------------------------------------------- */
 
 typedef struct gemm_case {
@@ -230,6 +259,7 @@ typedef struct gemm_case {
   kiln_tensor args[6];
   kiln_kernel_fn fn;
   const char *name;
+  int first_arg; /* 3 for kernels that take only the tensors (shape-specialized) */
 } gemm_case;
 
 static void run_openblas_gemm(void *p) {
@@ -240,10 +270,16 @@ static void run_openblas_gemm(void *p) {
 
 static void run_kiln_gemm(void *p) {
   gemm_case *g = p;
-  call_kernel(g->fn, g->args, 6, g->name);
+  call_kernel(g->fn, g->args + g->first_arg, 6 - g->first_arg, g->name);
 }
 
-static void bench_gemm(int size, kiln_kernel_fn naive, kiln_kernel_fn tiled) {
+static void bench_gemm(int size, kiln_kernel_fn naive, kiln_kernel_fn tiled, const tgt_target *host) {
+  char text[256], kname[64];
+  snprintf(text, sizeof text,
+           "def @main(%%a: Tensor[(%d, %d), float32], %%b: Tensor[(%d, %d), float32]) {\n"
+           "  nn.matmul(%%a, %%b)\n}\n", size, size, size, size);
+  snprintf(kname, sizeof kname, "gemm_default_%d", size);
+  kiln_kernel_fn deflt = compile_default(text, kname, host);
   gemm_case g = {.m = size, .n = size, .k = size};
   size_t na = (size_t)g.m * g.k, nb = (size_t)g.k * g.n, nc = (size_t)g.m * g.n;
   g.a = xalloc(na * 4);
@@ -271,12 +307,15 @@ static void bench_gemm(int size, kiln_kernel_fn naive, kiln_kernel_fn tiled) {
   struct {
     const char *impl;
     kiln_kernel_fn fn;
+    int first_arg;
     double err;
-  } kk[2] = {{"kiln naive", naive, 0}, {"kiln hand-scheduled", tiled, 0}};
-  for (int i = 0; i < 2; i++) {
+  } kk[3] = {{"kiln naive", naive, 0, 0}, {"kiln hand-scheduled", tiled, 0, 0},
+             {"kiln default schedule", deflt, 3, 0}};
+  for (int i = 0; i < 3; i++) {
     memset(g.c, 0xff, nc * 4); /* NaN: every element must be written */
     g.fn = kk[i].fn;
     g.name = kk[i].impl;
+    g.first_arg = kk[i].first_arg;
     run_kiln_gemm(&g);
     kk[i].err = rel_err(g.c, ref, nc);
     if (!(kk[i].err < 1e-5)) {
@@ -285,17 +324,18 @@ static void bench_gemm(int size, kiln_kernel_fn naive, kiln_kernel_fn tiled) {
       exit(1);
     }
   }
-  fprintf(stderr, "gemm %d: max relative error naive %.2g, hand-scheduled %.2g\n", size,
-          kk[0].err, kk[1].err);
+  fprintf(stderr, "gemm %d: max relative error naive %.2g, hand-scheduled %.2g, default %.2g\n",
+          size, kk[0].err, kk[1].err, kk[2].err);
 
   for (int threads = 1; threads <= MAX_THREADS; threads++) {
     openblas_set_num_threads(threads);
     kiln_rt_set_num_threads(threads);
     timing tb = time_it(run_openblas_gemm, &g);
     row("gemm", sz, threads, "OpenBLAS sgemm", tb, flop, 0);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
       g.fn = kk[i].fn;
       g.name = kk[i].impl;
+      g.first_arg = kk[i].first_arg;
       row("gemm", sz, threads, kk[i].impl, time_it(run_kiln_gemm, &g), flop, tb.med);
     }
   }
@@ -351,7 +391,13 @@ static void run_kiln_conv(void *p) {
   call_kernel(cv->fn, cv->args, 3, "conv2d_direct");
 }
 
-static void bench_conv(kiln_kernel_fn fn) {
+static void bench_conv(kiln_kernel_fn fn, const tgt_target *host) {
+  char text[512];
+  snprintf(text, sizeof text,
+           "def @main(%%x: Tensor[(1, %d, %d, %d), float32], %%w: Tensor[(%d, %d, %d, %d), float32]) {\n"
+           "  nn.conv2d(%%x, %%w, padding=[%d, %d, %d, %d])\n}\n",
+           CV_C, CV_H, CV_W, CV_K, CV_C, CV_R, CV_S, CV_PAD, CV_PAD, CV_PAD, CV_PAD);
+  kiln_kernel_fn deflt = compile_default(text, "conv2d_default", host);
   conv_case cv = {.fn = fn};
   size_t nx = (size_t)CV_C * CV_H * CV_W, nw = (size_t)CV_K * CV_C * CV_R * CV_S,
          no = (size_t)CV_K * CV_H * CV_W;
@@ -377,21 +423,32 @@ static void bench_conv(kiln_kernel_fn fn) {
   conv_case r = cv;
   r.o = ref;
   run_im2col_sgemm(&r);
-  memset(cv.o, 0xff, no * 4);
-  run_kiln_conv(&cv);
-  double err = rel_err(cv.o, ref, no);
-  if (!(err < 1e-5)) {
-    fprintf(stderr, "conv2d: kiln is wrong: max error %.3g (relative to max |O|)\n", err);
-    exit(1);
+  kiln_kernel_fn fns[2] = {fn, deflt};
+  for (int i = 0; i < 2; i++) {
+    memset(cv.o, 0xff, no * 4);
+    cv.fn = fns[i];
+    run_kiln_conv(&cv);
+    double err = rel_err(cv.o, ref, no);
+    if (!(err < 1e-5)) {
+      fprintf(stderr, "conv2d: kiln %s is wrong: max error %.3g (relative to max |O|)\n",
+              i ? "default schedule" : "direct", err);
+      exit(1);
+    }
+    fprintf(stderr, "conv2d: kiln %s: max relative error %.2g\n",
+            i ? "default schedule" : "direct", err);
   }
-  fprintf(stderr, "conv2d: max relative error %.2g\n", err);
 
   for (int threads = 1; threads <= MAX_THREADS; threads++) {
     openblas_set_num_threads(threads);
     kiln_rt_set_num_threads(threads);
     timing tb = time_it(run_im2col_sgemm, &cv);
     row("conv2d", sz, threads, "im2col + OpenBLAS", tb, flop, 0);
-    row("conv2d", sz, threads, "kiln direct", time_it(run_kiln_conv, &cv), flop, tb.med);
+    cv.fn = fn;
+    row("conv2d", sz, threads, "kiln hand-scheduled direct", time_it(run_kiln_conv, &cv), flop,
+        tb.med);
+    cv.fn = deflt;
+    row("conv2d", sz, threads, "kiln default schedule", time_it(run_kiln_conv, &cv), flop,
+        tb.med);
   }
   free(cv.x);
   free(cv.w);
@@ -433,8 +490,8 @@ int main(int argc, char **argv) {
          "| speed vs OpenBLAS |\n");
   printf("|---|---|---|---|---|---|---|---|---|\n");
   bench_peak();
-  for (int s = 256; s <= 1024; s *= 2) bench_gemm(s, naive, tiled);
-  bench_conv(conv);
+  for (int s = 256; s <= 1024; s *= 2) bench_gemm(s, naive, tiled, &host);
+  bench_conv(conv, &host);
 
   tgt_jit_free(jit);
   kiln_context_free(ctx);

@@ -1,7 +1,7 @@
 /* op.h: the op registry. Each op is one table entry: its name, arity, attribute schema with
  * defaults, type relation (shape inference with broadcasting and symbolic dims), fusion
- * pattern and reference kernel. The entries live in relay/op/, one file per family; later
- * issues add each op's compute definition (TIR blocks) to the same entries. */
+ * pattern, reference kernel and compute definition (TIR blocks, relay/lower.h). The entries
+ * live in relay/op/, one file per family. */
 #ifndef KILN_RELAY_OP_H
 #define KILN_RELAY_OP_H
 
@@ -76,6 +76,12 @@ typedef struct relay_eval_ctx {
 typedef kiln_status (*relay_eval_fn)(relay_eval_ctx *c, int nargs, const relay_tensor *args,
                                      relay_attr *const *attrs, int nouts, relay_tensor *outs);
 
+/* A compute definition (relay/lower.h): builds the op's TIR blocks. */
+typedef struct relay_lower_ctx relay_lower_ctx;
+typedef kiln_status (*relay_lower_fn)(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                      relay_attr *const *attrs, int nouts,
+                                      ir_buffer *const *outs);
+
 typedef struct relay_op {
   const char *name;
   int min_args, max_args; /* max_args -1: any number */
@@ -85,6 +91,7 @@ typedef struct relay_op {
   relay_infer_fn infer;
   relay_eval_fn eval;
   const char *doc; /* one line */
+  relay_lower_fn lower; /* compute definition (relay/lower.h); NULL: the op does not lower */
 } relay_op;
 
 /* The op called name, or NULL. */

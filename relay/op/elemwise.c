@@ -1,12 +1,13 @@
 /* elemwise.c: elementwise and broadcasting ops: unary math and activations, binary
  * arithmetic, comparisons and logic with numpy broadcasting, where (a broadcasting select),
  * zeros_like / ones_like. Each op is a table entry (schema, type relation, fusion pattern,
- * reference kernel); the kernels compute in double and round to the output dtype once per
- * element (relay_tensor_set), so integer results truncate and wrap like a C cast would.
- * cast lives with the other dtype-changing op in transform.c. */
+ * reference kernel, compute definition for relay/lower.c); the kernels compute in double and
+ * round to the output dtype once per element (relay_tensor_set), so integer results truncate
+ * and wrap like a C cast would. cast lives with the other dtype-changing op in transform.c. */
 #include <math.h>
 #include <string.h>
 
+#include "relay/lower.h"
 #include "relay/op.h"
 
 /* ---- Type relations ------------------------------------------------------------------ */
@@ -338,6 +339,231 @@ static kiln_status eval_where(relay_eval_ctx *c, int nargs, const relay_tensor *
   return KILN_OK;
 }
 
+/* ---- Compute definitions (relay/lower.h) ---------------------------------------------- */
+
+/* Each op emits one stage named after it (without "nn.") whose block computes one output
+ * element from the broadcast input elements. Values are computed in the dtype (float32 ops
+ * in float32), which matches the double-then-round reference within float tolerance and
+ * exactly for integers, bools and the select-based ops. NaN behaves as in the kernels:
+ * maximum/minimum/clip/hard_sigmoid propagate it (selects, not the IEEE max/min that drop
+ * it); relu maps it to 0 like `x > 0 ? x : 0`. */
+typedef enum ew_kind {
+  EW_RELU, EW_LEAKY_RELU, EW_CLIP, EW_SIGMOID, EW_TANH, EW_GELU, EW_SILU, EW_HARD_SIGMOID,
+  EW_HARD_SWISH, EW_EXP, EW_LOG, EW_SQRT, EW_RSQRT, EW_ERF, EW_ABS, EW_NEG, EW_FLOOR, EW_CEIL,
+  EW_ROUND, EW_NOT, EW_ZEROS, EW_ONES, EW_ADD, EW_SUB, EW_MUL, EW_DIV, EW_FLOOR_DIV,
+  EW_FLOOR_MOD, EW_MAX, EW_MIN, EW_POW, EW_EQ, EW_NE, EW_LT, EW_LE, EW_GT, EW_GE, EW_AND, EW_OR,
+  EW_WHERE
+} ew_kind;
+
+typedef struct ew_stage {
+  ew_kind kind;
+  int nargs;
+  ir_buffer *const *args;
+  ir_buffer *out;
+  relay_attr *const *attrs;
+} ew_stage;
+
+static ir_expr *call1(ir_arena *a, int op, ir_expr *x) { return ir_call_new(a, op, 1, &x); }
+
+/* select(r < 0, 0, select(r > 1, 1, r)) with r = (x + 3) / 6: relu6(x + 3) / 6. */
+static ir_expr *hard_sigmoid_expr(relay_lower_ctx *c, kiln_dtype t, ir_expr *x) {
+  ir_arena *a = c->arena;
+  ir_expr *zero = relay_lower_const(c, t, 0), *one = relay_lower_const(c, t, 1);
+  ir_expr *r = ir_binop(a, IR_DIV, ir_add(a, x, relay_lower_const(c, t, 3)),
+                        relay_lower_const(c, t, 6));
+  return ir_select_new(a, ir_binop(a, IR_LT, r, zero), zero,
+                       ir_select_new(a, ir_binop(a, IR_GT, r, one), one, r));
+}
+
+/* v rounded like relay_tensor_set stores a double into an integer dtype: truncated, then
+ * wrapped to the width (saturated far outside int64). */
+static int64_t int_of(kiln_dtype t, double v) {
+  v = trunc(v);
+  if (v >= 9.2e18) v = 9.2e18;
+  if (v <= -9.2e18) v = -9.2e18;
+  uint64_t u = (uint64_t)(int64_t)v;
+  if (t.bits >= 64) return (int64_t)u;
+  u &= (1ull << t.bits) - 1;
+  if (t.code == KILN_TYPE_INT && (u >> (t.bits - 1))) u |= ~((1ull << t.bits) - 1);
+  return (int64_t)u;
+}
+
+/* clip on integers, with the kernel's double comparisons: x < lo holds for an integer x
+ * exactly when x < ceil(lo), and the clipped value is lo truncated. */
+static ir_expr *clip_int(relay_lower_ctx *c, kiln_dtype t, ir_expr *x, double lo, double hi) {
+  ir_arena *a = c->arena;
+  double tmin = t.code == KILN_TYPE_UINT ? 0 : -ldexp(1, t.bits - 1);
+  double tmax = t.code == KILN_TYPE_UINT ? ldexp(1, t.bits) - 1 : ldexp(1, t.bits - 1) - 1;
+  ir_expr *r = x;
+  if (hi < INFINITY && floor(hi) < tmax) { /* else no value is above hi */
+    ir_expr *v = ir_int(a, t, int_of(t, hi));
+    if (floor(hi) < tmin) r = v; /* every value is above hi */
+    else r = ir_select_new(a, ir_binop(a, IR_GT, x, ir_int(a, t, (int64_t)floor(hi))), v, r);
+  }
+  if (lo > -INFINITY && ceil(lo) > tmin) { /* else no value is below lo */
+    ir_expr *v = ir_int(a, t, int_of(t, lo));
+    if (ceil(lo) > tmax) r = v; /* every value is below lo */
+    else r = ir_select_new(a, ir_binop(a, IR_LT, x, ir_int(a, t, (int64_t)ceil(lo))), v, r);
+  }
+  return r;
+}
+
+static ir_expr *clip_float(relay_lower_ctx *c, kiln_dtype t, ir_expr *x, double lo, double hi) {
+  ir_arena *a = c->arena;
+  ir_expr *r = x;
+  if (hi < INFINITY) {
+    ir_expr *h = relay_lower_const(c, t, hi);
+    r = ir_select_new(a, ir_binop(a, IR_GT, x, h), h, r);
+  }
+  if (lo > -INFINITY) {
+    ir_expr *l = relay_lower_const(c, t, lo);
+    r = ir_select_new(a, ir_binop(a, IR_LT, x, l), l, r);
+  }
+  return r;
+}
+
+static ir_expr *ew_compute(relay_lower_ctx *c, ir_var *const *iters, void *ud) {
+  const ew_stage *s = ud;
+  ir_arena *a = c->arena;
+  int nd = s->out->ndim;
+  ir_expr *x = s->nargs > 0 ? relay_lower_load_bcast(c, s->args[0], nd, iters) : NULL;
+  ir_expr *y = s->nargs > 1 ? relay_lower_load_bcast(c, s->args[1], nd, iters) : NULL;
+  if (!x || (s->nargs > 1 && !y)) return NULL;
+  kiln_dtype t = s->args[0]->h.dtype;
+  bool fl = ir_dt_is_float(t);
+  switch (s->kind) {
+  case EW_RELU: return ir_binop(a, IR_MAX, x, relay_lower_const(c, t, 0));
+  case EW_LEAKY_RELU:
+    return ir_select_new(a, ir_binop(a, IR_GT, x, relay_lower_const(c, t, 0)), x,
+                         ir_mul(a, x, relay_lower_const(c, t, relay_attr_f(s->attrs, A_ALPHA))));
+  case EW_CLIP: {
+    double lo = relay_attr_f(s->attrs, A_MIN), hi = relay_attr_f(s->attrs, A_MAX);
+    return fl ? clip_float(c, t, x, lo, hi) : clip_int(c, t, x, lo, hi);
+  }
+  case EW_SIGMOID: return call1(a, IR_OP_SIGMOID, x);
+  case EW_TANH: return call1(a, IR_OP_TANH, x);
+  case EW_GELU: {
+    ir_expr *e = call1(a, IR_OP_ERF, ir_mul(a, x, relay_lower_const(c, t, 0.70710678118654752440)));
+    return ir_mul(a, ir_mul(a, relay_lower_const(c, t, 0.5), x),
+                  ir_add(a, relay_lower_const(c, t, 1), e));
+  }
+  case EW_SILU: return ir_mul(a, x, call1(a, IR_OP_SIGMOID, x));
+  case EW_HARD_SIGMOID: return hard_sigmoid_expr(c, t, x);
+  case EW_HARD_SWISH: return ir_mul(a, x, hard_sigmoid_expr(c, t, x));
+  case EW_EXP: return call1(a, IR_OP_EXP, x);
+  case EW_LOG: return call1(a, IR_OP_LOG, x);
+  case EW_SQRT: return call1(a, IR_OP_SQRT, x);
+  case EW_RSQRT: return call1(a, IR_OP_RSQRT, x);
+  case EW_ERF: return call1(a, IR_OP_ERF, x);
+  case EW_ABS: return call1(a, IR_OP_FABS, x);
+  case EW_NEG: /* x * -1 keeps the sign of zero; unsigned values wrap like the kernel's */
+    return fl ? ir_mul(a, x, relay_lower_const(c, t, -1))
+              : ir_sub(a, relay_lower_const(c, t, 0), x);
+  case EW_FLOOR: return call1(a, IR_OP_FLOOR, x);
+  case EW_CEIL: return call1(a, IR_OP_CEIL, x);
+  case EW_ROUND: return call1(a, IR_OP_ROUND, x);
+  case EW_NOT: return ir_not_new(a, x);
+  case EW_ZEROS: return relay_lower_const(c, t, 0);
+  case EW_ONES: return relay_lower_const(c, t, 1);
+  case EW_ADD: return ir_add(a, x, y);
+  case EW_SUB: return ir_sub(a, x, y);
+  case EW_MUL: return ir_mul(a, x, y);
+  case EW_DIV: return ir_binop(a, IR_DIV, x, y); /* truncating for integers, as the kernel */
+  case EW_FLOOR_DIV: return ir_binop(a, IR_FLOORDIV, x, y);
+  case EW_FLOOR_MOD: return ir_binop(a, IR_FLOORMOD, x, y);
+  case EW_MAX:
+  case EW_MIN: {
+    int kind = s->kind == EW_MAX ? IR_MAX : IR_MIN;
+    if (!fl) return ir_binop(a, kind, x, y);
+    /* x != x || x > y ? x : y (NaN in either operand gives NaN) */
+    ir_expr *pick = ir_binop(a, IR_OR, ir_binop(a, IR_NE, x, x),
+                             ir_binop(a, s->kind == EW_MAX ? IR_GT : IR_LT, x, y));
+    return ir_select_new(a, pick, x, y);
+  }
+  case EW_POW: {
+    if (fl) {
+      ir_expr *args[2] = {x, y};
+      return ir_call_new(a, IR_OP_POW, 2, args);
+    }
+    /* integers: pow in double, truncated, as the kernel */
+    ir_expr *args[2] = {ir_cast_new(a, KILN_FLOAT64, x), ir_cast_new(a, KILN_FLOAT64, y)};
+    return ir_cast_new(a, t, ir_call_new(a, IR_OP_POW, 2, args));
+  }
+  case EW_EQ: return ir_binop(a, IR_EQ, x, y);
+  case EW_NE: return ir_binop(a, IR_NE, x, y);
+  case EW_LT: return ir_binop(a, IR_LT, x, y);
+  case EW_LE: return ir_binop(a, IR_LE, x, y);
+  case EW_GT: return ir_binop(a, IR_GT, x, y);
+  case EW_GE: return ir_binop(a, IR_GE, x, y);
+  case EW_AND: return ir_binop(a, IR_AND, x, y);
+  case EW_OR: return ir_binop(a, IR_OR, x, y);
+  case EW_WHERE: {
+    ir_expr *z = relay_lower_load_bcast(c, s->args[2], nd, iters);
+    return z ? ir_select_new(a, x, y, z) : NULL;
+  }
+  }
+  ir_fail(c->ctx, c->span, KILN_ERR_INTERNAL, "%s: unknown elementwise kind %d", c->op,
+          (int)s->kind);
+  return NULL;
+}
+
+/* One stage named after the op ("nn.relu" -> "relu") over the output. */
+static kiln_status ew_lower(relay_lower_ctx *c, ew_kind kind, int nargs, ir_buffer *const *args,
+                            relay_attr *const *attrs, ir_buffer *out) {
+  ew_stage s = {kind, nargs, args, out, attrs};
+  const char *name = strncmp(c->op, "nn.", 3) == 0 ? c->op + 3 : c->op;
+  return relay_lower_compute(c, name, out, 0, NULL, RELAY_REDUCE_NONE, ew_compute, &s);
+}
+
+#define EW_LOWER(name, kind)                                                                \
+  static kiln_status lower_##name(relay_lower_ctx *c, int nargs, ir_buffer *const *args,    \
+                                  relay_attr *const *attrs, int nouts,                      \
+                                  ir_buffer *const *outs) {                                 \
+    (void)nouts;                                                                            \
+    return ew_lower(c, kind, nargs, args, attrs, outs[0]);                                  \
+  }
+
+EW_LOWER(relu, EW_RELU)
+EW_LOWER(leaky_relu, EW_LEAKY_RELU)
+EW_LOWER(clip, EW_CLIP)
+EW_LOWER(sigmoid, EW_SIGMOID)
+EW_LOWER(tanh, EW_TANH)
+EW_LOWER(gelu, EW_GELU)
+EW_LOWER(silu, EW_SILU)
+EW_LOWER(hard_sigmoid, EW_HARD_SIGMOID)
+EW_LOWER(hard_swish, EW_HARD_SWISH)
+EW_LOWER(exp, EW_EXP)
+EW_LOWER(log, EW_LOG)
+EW_LOWER(sqrt, EW_SQRT)
+EW_LOWER(rsqrt, EW_RSQRT)
+EW_LOWER(erf, EW_ERF)
+EW_LOWER(abs, EW_ABS)
+EW_LOWER(neg, EW_NEG)
+EW_LOWER(floor, EW_FLOOR)
+EW_LOWER(ceil, EW_CEIL)
+EW_LOWER(round, EW_ROUND)
+EW_LOWER(not, EW_NOT)
+EW_LOWER(zeros_like, EW_ZEROS)
+EW_LOWER(ones_like, EW_ONES)
+EW_LOWER(add, EW_ADD)
+EW_LOWER(sub, EW_SUB)
+EW_LOWER(mul, EW_MUL)
+EW_LOWER(div, EW_DIV)
+EW_LOWER(floor_div, EW_FLOOR_DIV)
+EW_LOWER(floor_mod, EW_FLOOR_MOD)
+EW_LOWER(max, EW_MAX)
+EW_LOWER(min, EW_MIN)
+EW_LOWER(pow, EW_POW)
+EW_LOWER(eq, EW_EQ)
+EW_LOWER(ne, EW_NE)
+EW_LOWER(less, EW_LT)
+EW_LOWER(less_equal, EW_LE)
+EW_LOWER(greater, EW_GT)
+EW_LOWER(greater_equal, EW_GE)
+EW_LOWER(and, EW_AND)
+EW_LOWER(or, EW_OR)
+EW_LOWER(where, EW_WHERE)
+
 /* ---- The table ------------------------------------------------------------------------ */
 
 static const relay_attr_def leaky_relu_attrs[] = {
@@ -349,16 +575,18 @@ static const relay_attr_def clip_attrs[] = {
     {"a_max", RELAY_ATTR_FLOAT, 0, INFINITY, NULL, 0, {0}},
 };
 
-#define UNARY(name, infer, fn, doc) {name, 1, 1, RELAY_ELEMWISE, 0, NULL, infer, eval_##fn, doc}
-#define BINARY(name, infer, fn, doc) {name, 2, 2, RELAY_BROADCAST, 0, NULL, infer, eval_##fn, doc}
+#define UNARY(name, infer, fn, doc) \
+  {name, 1, 1, RELAY_ELEMWISE, 0, NULL, infer, eval_##fn, doc, lower_##fn}
+#define BINARY(name, infer, fn, doc) \
+  {name, 2, 2, RELAY_BROADCAST, 0, NULL, infer, eval_##fn, doc, lower_##fn}
 
 const relay_op relay_ops_elemwise[] = {
     /* activations */
     UNARY("nn.relu", infer_unary, relu, "max(x, 0)"),
     {"nn.leaky_relu", 1, 1, RELAY_ELEMWISE, 1, leaky_relu_attrs, infer_leaky_relu,
-     eval_leaky_relu, "x if x > 0 else alpha * x (float)"},
+     eval_leaky_relu, "x if x > 0 else alpha * x (float)", lower_leaky_relu},
     {"clip", 1, 1, RELAY_ELEMWISE, 2, clip_attrs, infer_clip, eval_clip,
-     "x limited to [a_min, a_max]"},
+     "x limited to [a_min, a_max]", lower_clip},
     UNARY("sigmoid", infer_unary_float, sigmoid, "1 / (1 + e^-x)"),
     UNARY("tanh", infer_unary_float, tanh, "hyperbolic tangent"),
     UNARY("gelu", infer_unary_float, gelu, "0.5 * x * (1 + erf(x / sqrt(2))) (the erf form)"),
@@ -400,6 +628,6 @@ const relay_op relay_ops_elemwise[] = {
     BINARY("logical_and", infer_logic, and, "x && y (bool) with broadcasting"),
     BINARY("logical_or", infer_logic, or, "x || y (bool) with broadcasting"),
     {"where", 3, 3, RELAY_BROADCAST, 0, NULL, infer_where, eval_where,
-     "x where cond else y (cond bool; all three broadcast)"},
+     "x where cond else y (cond bool; all three broadcast)", lower_where},
 };
 const int relay_ops_elemwise_count = sizeof relay_ops_elemwise / sizeof relay_ops_elemwise[0];

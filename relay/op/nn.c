@@ -1,7 +1,8 @@
 /* nn.c: neural-network ops: dense and matmul, convolutions, pooling, normalization, softmax,
  * resize, padding, dropout. Each op is one table entry at the end of the file: attributes in
  * TVM Relay's names and order with their defaults, a type relation (symbolic dimensions flow
- * through as TIR expressions), a fusion pattern and a reference kernel computing in double.
+ * through as TIR expressions), a fusion pattern, a reference kernel computing in double and
+ * a compute definition emitting TIR blocks (relay/lower.h; the section before the table).
  * relay_call_op types calls through the relations; relay/interp.c runs the kernels. Every
  * kernel first re-runs its op's type relation on the concrete input shapes (check_call), so
  * a kernel never indexes outside its tensors, whoever calls it. */
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "relay/lower.h"
 #include "relay/op.h"
 
 /* ==== Helpers for type relations ====================================================== */
@@ -1437,53 +1439,1187 @@ static kiln_status eval_dropout(relay_eval_ctx *c, int nargs, const relay_tensor
   return KILN_OK;
 }
 
+/* ==== Compute definitions (Relay -> TIR blocks, relay/lower.h) ============================ */
+
+/* Each lower_* function emits the TIR stages of one op through relay_lower_compute; the
+ * blocks mirror the reference kernels above (same windows, padding rules, layouts, integer
+ * rounding). Index arithmetic is int64 over the buffers' shapes, which are constants or
+ * symbolic dims. Multiply-accumulate ops (dense, matmul, batch_matmul, conv2d and
+ * conv2d_transpose) keep their main block a plain `out = out + a * b` reduction and move
+ * padding into a separate "<op>_pad" stage, so the default schedule rules can tile them and
+ * inline or compute_at the padding. */
+
+/* ---- Index and value expressions ---- */
+
+static ir_expr *k64(relay_lower_ctx *c, int64_t v) { return relay_lower_i64(c, v); }
+static ir_expr *var_e(ir_var *v) { return (ir_expr *)v; }
+
+static bool int_const(const ir_expr *e, int64_t *v) {
+  const ir_int_imm *k = ir_as_int(e);
+  if (k) *v = k->value;
+  return k != NULL;
+}
+
+/* x OP y on int64 indices, folding constants and the identities 0 and 1 so that lowered
+ * indices stay readable (no `oy * 1 + ky * 1 - 0`). NULL operands give NULL. */
+static ir_expr *ix_bin(relay_lower_ctx *c, int kind, ir_expr *x, ir_expr *y) {
+  int64_t a = 0, b = 0;
+  if (!x || !y) return NULL;
+  bool ka = int_const(x, &a), kb = int_const(y, &b);
+  switch (kind) {
+  case IR_ADD:
+    if (ka && kb) return k64(c, a + b);
+    if (ka && a == 0) return y;
+    if (kb && b == 0) return x;
+    if (kb && b < 0 && b != INT64_MIN) return ir_sub(c->arena, x, k64(c, -b)); /* x - 1 */
+    break;
+  case IR_SUB:
+    if (ka && kb) return k64(c, a - b);
+    if (kb && b == 0) return x;
+    break;
+  case IR_MUL:
+    if (ka && kb) return k64(c, a * b);
+    if ((ka && a == 0) || (kb && b == 1)) return x;
+    if ((kb && b == 0) || (ka && a == 1)) return y;
+    break;
+  case IR_FLOORDIV:
+    if (kb && b == 1) return x;
+    break;
+  case IR_MIN:
+    if (ka && kb) return k64(c, a < b ? a : b);
+    break;
+  case IR_MAX:
+    if (ka && kb) return k64(c, a > b ? a : b);
+    break;
+  }
+  return ir_binop(c->arena, kind, x, y);
+}
+
+static ir_expr *ix_add(relay_lower_ctx *c, ir_expr *x, ir_expr *y) {
+  return ix_bin(c, IR_ADD, x, y);
+}
+static ir_expr *ix_sub(relay_lower_ctx *c, ir_expr *x, ir_expr *y) {
+  return ix_bin(c, IR_SUB, x, y);
+}
+static ir_expr *ix_mul(relay_lower_ctx *c, ir_expr *x, ir_expr *y) {
+  return ix_bin(c, IR_MUL, x, y);
+}
+static ir_expr *ix_addk(relay_lower_ctx *c, ir_expr *x, int64_t k) {
+  return ix_add(c, x, k64(c, k));
+}
+static ir_expr *ix_mulk(relay_lower_ctx *c, ir_expr *x, int64_t k) {
+  return ix_mul(c, x, k64(c, k));
+}
+/* ceil(x / d) for d > 0, also for negative x. */
+static ir_expr *ix_ceildiv(relay_lower_ctx *c, ir_expr *x, int64_t d) {
+  return ix_bin(c, IR_FLOORDIV, ix_addk(c, x, d - 1), k64(c, d));
+}
+/* min(max(i, 0), n - 1): an index clamped into an axis of extent n. */
+static ir_expr *ix_clamp(relay_lower_ctx *c, ir_expr *i, ir_expr *n) {
+  return ix_bin(c, IR_MIN, ix_bin(c, IR_MAX, i, k64(c, 0)), ix_addk(c, n, -1));
+}
+/* A shape expression, simplified (for the extents of intermediate buffers). */
+static ir_expr *simplified(relay_lower_ctx *c, ir_expr *e) {
+  return e ? ir_simplify_expr(c->an, e) : NULL;
+}
+
+/* a && b where a may be NULL (no condition yet). */
+static ir_expr *cond_and(relay_lower_ctx *c, ir_expr *a, ir_expr *b) {
+  return a ? ir_binop(c->arena, IR_AND, a, b) : b;
+}
+
+static ir_expr *cast_to(relay_lower_ctx *c, kiln_dtype t, ir_expr *x) {
+  if (!x) return NULL;
+  return ir_dt_eq(x->dtype, t) ? x : ir_cast_new(c->arena, t, x);
+}
+
+static ir_expr *fconst(relay_lower_ctx *c, kiln_dtype t, double v) {
+  return relay_lower_const(c, t, v);
+}
+
+static ir_expr *call1(relay_lower_ctx *c, int op, ir_expr *x) {
+  return ir_call_new(c->arena, op, 1, &x);
+}
+
+/* v converted to dtype t as the reference kernels store it (relay_tensor_set: floats round,
+ * integers truncate toward zero and wrap to the width, bool is v != 0). */
+static ir_expr *stored_const(relay_lower_ctx *c, kiln_dtype t, double v) {
+  if (ir_dt_is_bool(t)) return ir_int(c->arena, t, v != 0);
+  if (!ir_dt_is_int(t)) return fconst(c, t, v);
+  double tv = trunc(v);
+  int64_t x = tv != tv ? 0 : tv >= 9.2e18 ? INT64_MAX : tv <= -9.2e18 ? INT64_MIN : (int64_t)tv;
+  if (t.bits < 64) {
+    uint64_t mask = ((uint64_t)1 << t.bits) - 1, u = (uint64_t)x & mask;
+    bool neg = t.code == KILN_TYPE_INT && (u >> (t.bits - 1)) & 1;
+    x = neg ? (int64_t)(u | ~mask) : (int64_t)u;
+  } else if (t.code == KILN_TYPE_UINT && x < 0) {
+    return ir_cast_new(c->arena, t, k64(c, x)); /* wraps like the reference's store */
+  }
+  return ir_int(c->arena, t, x);
+}
+
+static ir_expr *load_at(relay_lower_ctx *c, ir_buffer *b, ir_expr *const *idx) {
+  return ir_load_new(c->arena, b, b->ndim, idx);
+}
+
+/* A 4-d load given logical (N, C, H, W) or (O, I, H, W) indices; pos says where each logical
+ * axis sits in the buffer's layout. */
+static ir_expr *load4(relay_lower_ctx *c, ir_buffer *b, const int pos[4], ir_expr *a0,
+                      ir_expr *a1, ir_expr *a2, ir_expr *a3) {
+  ir_expr *idx[4];
+  idx[pos[0]] = a0;
+  idx[pos[1]] = a1;
+  idx[pos[2]] = a2;
+  idx[pos[3]] = a3;
+  return load_at(c, b, idx);
+}
+
+/* The status after a constructor or relay_lower_buffer returned NULL (the error is on ctx). */
+static kiln_status lower_failed(relay_lower_ctx *c) {
+  return c->ctx->code ? c->ctx->code : KILN_ERR_INTERNAL;
+}
+
+static kiln_status check_lower_arity(relay_lower_ctx *c, int nargs, int want, int nouts) {
+  if (nargs == want && nouts == 1) return KILN_OK;
+  return ir_fail(c->ctx, c->span, KILN_ERR_INTERNAL,
+                 "%s: lowered with %d arguments and %d outputs (wants %d and 1)", c->op, nargs,
+                 nouts, want);
+}
+
+/* Sums, products and maxima are not defined on bool in TIR; the type relations of the
+ * multiply-accumulate ops, bias_add and max pooling accept bool tensors all the same (the
+ * reference computes them in double), but nothing needs them, so they are not lowered. */
+static kiln_status numeric_buffer(relay_lower_ctx *c, const ir_buffer *b, const char *what) {
+  if (!ir_dt_is_bool(b->h.dtype)) return KILN_OK;
+  return ir_fail(c->ctx, c->span, KILN_ERR_UNSUPPORTED,
+                 "%s: bool %s cannot be lowered (the op computes on numbers)", c->op, what);
+}
+
+/* check_lower_arity, then numeric_buffer on the data and the result. */
+static kiln_status check_numeric_op(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                    int want, int nouts, ir_buffer *const *outs) {
+  kiln_status st = check_lower_arity(c, nargs, want, nouts);
+  if (!st) st = numeric_buffer(c, args[0], "data");
+  if (!st) st = numeric_buffer(c, outs[0], "results");
+  return st;
+}
+
+/* Emits one stage of the op being lowered through relay_lower_compute, in a block named
+ * "<short op name>_<stage>" ("nn.conv2d", "pad" -> "conv2d_pad"; stage NULL: the op's short
+ * name), from which relay_lower_compute derives the "stage" annotation. */
+static kiln_status emit(relay_lower_ctx *c, const char *stage, ir_buffer *out, int nreduce,
+                        ir_expr *const *reduce_extents, int reducer, relay_compute_fn f,
+                        void *ud) {
+  const char *dot = strchr(c->op, '.');
+  char name[128];
+  snprintf(name, sizeof name, "%s%s%s", dot ? dot + 1 : c->op, stage ? "_" : "",
+           stage ? stage : "");
+  return relay_lower_compute(c, name, out, nreduce, reduce_extents, reducer, f, ud);
+}
+
+/* The type sums are accumulated in where the result is divided afterwards (averages): int64
+ * for integers (so that the quotient matches the reference's exact sum), float32 for 16-bit
+ * floats, the dtype itself otherwise. */
+static kiln_dtype sum_dtype(kiln_dtype t) {
+  if (ir_dt_is_int(t) || ir_dt_is_bool(t)) return KILN_INT64;
+  if (ir_dt_is_float(t) && t.bits < 32) return KILN_FLOAT32;
+  return t;
+}
+
+/* ---- Padding (nn.pad, and the pad stages of convolutions and pooling) ---- */
+
+typedef struct pad_info {
+  ir_buffer *in;
+  int64_t before[RELAY_MAX_DIMS];
+  bool past_end[RELAY_MAX_DIMS]; /* the output extends past the input's end on this axis */
+  int mode;                      /* PAD_CONSTANT, PAD_EDGE, PAD_REFLECT */
+  ir_expr *fill;                 /* PAD_CONSTANT: the fill value (in's dtype) */
+} pad_info;
+
+/* out[i] = in[i - before] where that is inside `in`; elsewhere the fill (constant), the
+ * nearest border element (edge) or the mirror image without repeating the border (reflect).
+ * The constant case is select(in bounds, load, fill): SELECT evaluates the load only when
+ * the condition holds, so the guard is safe. */
+static ir_expr *pad_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const pad_info *p = ud;
+  ir_expr *idx[RELAY_MAX_DIMS] = {0}, *cond = NULL;
+  for (int d = 0; d < p->in->ndim; d++) {
+    ir_expr *o = var_e(it[d]), *n = p->in->shape[d];
+    ir_expr *i = ix_addk(c, o, -p->before[d]);
+    bool lo = p->before[d] > 0, hi = p->past_end[d];
+    if (p->mode == PAD_CONSTANT) {
+      if (lo) cond = cond_and(c, cond, ir_binop(c->arena, IR_GE, o, k64(c, p->before[d])));
+      if (hi) cond = cond_and(c, cond, ir_binop(c->arena, IR_LT, i, n));
+    } else if (p->mode == PAD_EDGE) {
+      if (lo) i = ix_bin(c, IR_MAX, i, k64(c, 0));
+      if (hi) i = ix_bin(c, IR_MIN, i, ix_addk(c, n, -1));
+    } else {
+      ir_expr *r = i;
+      if (hi) {
+        ir_expr *mirror = ix_sub(c, ix_mulk(c, ix_addk(c, n, -1), 2), i); /* 2 (n - 1) - i */
+        r = ir_select_new(c->arena, ir_binop(c->arena, IR_GE, i, n), mirror, r);
+      }
+      if (lo) r = ir_select_new(c->arena, ir_binop(c->arena, IR_LT, i, k64(c, 0)),
+                                ix_sub(c, k64(c, 0), i), r);
+      i = r;
+    }
+    idx[d] = i;
+  }
+  ir_expr *v = load_at(c, p->in, idx);
+  return cond ? ir_select_new(c->arena, cond, v, p->fill) : v;
+}
+
+/* Emits the "<op>_pad" stage copying 4-d data x (layout dl) into a new buffer whose H and W
+ * extents are eh and ew, with top/left fill elements before the data and fill after it up
+ * to the new extent (past_h/past_w: whether there is anything after it). */
+static ir_buffer *pad_stage4(relay_lower_ctx *c, ir_buffer *x, const int dl[4], int64_t top,
+                             int64_t left, ir_expr *eh, ir_expr *ew, bool past_h, bool past_w,
+                             ir_expr *fill) {
+  ir_expr *shape[4];
+  for (int d = 0; d < 4; d++) shape[d] = x->shape[d];
+  shape[dl[2]] = eh;
+  shape[dl[3]] = ew;
+  ir_buffer *out = relay_lower_buffer(c, "data_pad", x->h.dtype, 4, shape);
+  if (!out) return NULL;
+  pad_info p = {.in = x, .mode = PAD_CONSTANT, .fill = fill};
+  p.before[dl[2]] = top;
+  p.before[dl[3]] = left;
+  p.past_end[dl[2]] = past_h;
+  p.past_end[dl[3]] = past_w;
+  if (emit(c, "pad", out, 0, NULL, RELAY_REDUCE_NONE, pad_value, &p)) return NULL;
+  return out;
+}
+
+static kiln_status lower_pad(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                             relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  kiln_status st = check_lower_arity(c, nargs, 1, nouts);
+  if (st) return st;
+  const int64_t *pw = attrs[PD_PAD_WIDTH]->ints;
+  pad_info p = {.in = args[0], .mode = pad_mode_of(attrs[PD_PAD_MODE]->s)};
+  for (int d = 0; d < args[0]->ndim; d++) {
+    p.before[d] = pw[2 * d];
+    p.past_end[d] = pw[2 * d + 1] > 0;
+  }
+  p.fill = stored_const(c, args[0]->h.dtype, attrs[PD_PAD_VALUE]->f);
+  if (!p.fill) return lower_failed(c);
+  return emit(c, NULL, outs[0], 0, NULL, RELAY_REDUCE_NONE, pad_value, &p);
+}
+
+/* ---- nn.dense, nn.matmul, nn.batch_matmul ---- */
+
+typedef struct mm_info {
+  ir_buffer *a, *b;
+  int rank;              /* of the output */
+  bool ta, tb;           /* matmul / batch_matmul: transposed operands */
+  bool a_one, b_one;     /* batch_matmul: a batch of 1 (broadcast) */
+  kiln_dtype odt;
+} mm_info;
+
+/* a * b in the output dtype: one multiply-accumulate term. */
+static ir_expr *mac_term(relay_lower_ctx *c, kiln_dtype t, ir_expr *a, ir_expr *b) {
+  return ir_mul(c->arena, cast_to(c, t, a), cast_to(c, t, b));
+}
+
+/* dense: out[..., j] += x[..., k] * w[j, k]. */
+static ir_expr *dense_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const mm_info *m = ud;
+  int r = m->rank;
+  ir_expr *xi[RELAY_MAX_DIMS] = {0};
+  for (int d = 0; d < r - 1; d++) xi[d] = var_e(it[d]);
+  xi[r - 1] = var_e(it[r]);
+  ir_expr *wi[2] = {var_e(it[r - 1]), var_e(it[r])};
+  return mac_term(c, m->odt, load_at(c, m->a, xi), load_at(c, m->b, wi));
+}
+
+/* matmul: out[i, j] += a[i, k] * b[k, j] (a as [k, i] when ta, b as [j, k] when tb). */
+static ir_expr *matmul_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const mm_info *m = ud;
+  ir_expr *i = var_e(it[0]), *j = var_e(it[1]), *k = var_e(it[2]);
+  ir_expr *ai[2] = {m->ta ? k : i, m->ta ? i : k};
+  ir_expr *bi[2] = {m->tb ? j : k, m->tb ? k : j};
+  return mac_term(c, m->odt, load_at(c, m->a, ai), load_at(c, m->b, bi));
+}
+
+/* batch_matmul: out[g, i, j] += x[g, i, k] * y[g, j, k] (the transposes as in matmul, with
+ * y's default transposed); an operand with a batch of 1 reads batch 0. */
+static ir_expr *batch_matmul_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const mm_info *m = ud;
+  ir_expr *g = var_e(it[0]), *i = var_e(it[1]), *j = var_e(it[2]), *k = var_e(it[3]);
+  ir_expr *ga = m->a_one ? k64(c, 0) : g, *gb = m->b_one ? k64(c, 0) : g;
+  ir_expr *ai[3] = {ga, m->ta ? k : i, m->ta ? i : k};
+  ir_expr *bi[3] = {gb, m->tb ? j : k, m->tb ? k : j};
+  return mac_term(c, m->odt, load_at(c, m->a, ai), load_at(c, m->b, bi));
+}
+
+static kiln_status lower_dense(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                               relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  (void)attrs;
+  kiln_status st = check_numeric_op(c, nargs, args, 2, nouts, outs);
+  if (st) return st;
+  mm_info m = {.a = args[0], .b = args[1], .rank = outs[0]->ndim, .odt = outs[0]->h.dtype};
+  ir_expr *k = args[1]->shape[1];
+  return emit(c, NULL, outs[0], 1, &k, RELAY_REDUCE_SUM, dense_value, &m);
+}
+
+static kiln_status lower_matmul(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  kiln_status st = check_numeric_op(c, nargs, args, 2, nouts, outs);
+  if (st) return st;
+  mm_info m = {.a = args[0], .b = args[1], .odt = outs[0]->h.dtype,
+               .ta = attrs[MM_TRANSPOSE_A]->i != 0, .tb = attrs[MM_TRANSPOSE_B]->i != 0};
+  ir_expr *k = args[0]->shape[m.ta ? 0 : 1];
+  return emit(c, NULL, outs[0], 1, &k, RELAY_REDUCE_SUM, matmul_value, &m);
+}
+
+static bool dim_is_one(const ir_expr *e) {
+  int64_t v;
+  return int_const(e, &v) && v == 1;
+}
+
+static kiln_status lower_batch_matmul(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                      relay_attr *const *attrs, int nouts,
+                                      ir_buffer *const *outs) {
+  kiln_status st = check_numeric_op(c, nargs, args, 2, nouts, outs);
+  if (st) return st;
+  mm_info m = {.a = args[0], .b = args[1], .odt = outs[0]->h.dtype,
+               .ta = attrs[BM_TRANSPOSE_A]->i != 0, .tb = attrs[BM_TRANSPOSE_B]->i != 0,
+               .a_one = dim_is_one(args[0]->shape[0]), .b_one = dim_is_one(args[1]->shape[0])};
+  ir_expr *k = args[0]->shape[m.ta ? 1 : 2];
+  return emit(c, NULL, outs[0], 1, &k, RELAY_REDUCE_SUM, batch_matmul_value, &m);
+}
+
+/* ---- nn.conv2d, nn.conv2d_transpose ---- */
+
+typedef struct conv_info {
+  ir_buffer *data; /* padded (or dilated) data, or the input itself */
+  ir_buffer *weight;
+  int dl[4], kl[4]; /* logical N, C, H, W / O, I, H, W -> physical axes */
+  int64_t s[2], d[2];
+  int64_t groups;
+  ir_expr *opg, *ipg; /* output / input channels per group (groups > 1) */
+  ir_expr *kh, *kw;   /* kernel extents (conv2d_transpose flips the kernel) */
+  ir_expr *off[2];    /* conv2d_transpose: dilated position of input row/column 0 */
+  ir_expr *in[2];     /* conv2d_transpose: input H, W */
+  kiln_dtype odt;
+} conv_info;
+
+/* conv2d: out[n, oc, oy, ox] += pad[n, g * ipg + rc, oy * s + ry * d, ox * s + rx * d] *
+ * w[oc, rc, ry, rx], g = oc / opg the group of the output channel. */
+static ir_expr *conv2d_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const conv_info *v = ud;
+  ir_expr *n = var_e(it[v->dl[0]]), *oc = var_e(it[v->dl[1]]), *oy = var_e(it[v->dl[2]]),
+          *ox = var_e(it[v->dl[3]]), *rc = var_e(it[4]), *ry = var_e(it[5]), *rx = var_e(it[6]);
+  ir_expr *ic = rc;
+  if (v->groups != 1)
+    ic = ix_add(c, ix_mul(c, ix_bin(c, IR_FLOORDIV, oc, v->opg), v->ipg), rc);
+  ir_expr *iy = ix_add(c, ix_mulk(c, oy, v->s[0]), ix_mulk(c, ry, v->d[0]));
+  ir_expr *ix = ix_add(c, ix_mulk(c, ox, v->s[1]), ix_mulk(c, rx, v->d[1]));
+  return mac_term(c, v->odt, load4(c, v->data, v->dl, n, ic, iy, ix),
+                  load4(c, v->weight, v->kl, oc, rc, ry, rx));
+}
+
+static bool any_nonzero(const int64_t *v, int n) {
+  for (int i = 0; i < n; i++)
+    if (v[i]) return true;
+  return false;
+}
+
+static kiln_status lower_conv2d(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  kiln_status st = check_numeric_op(c, nargs, args, 2, nouts, outs);
+  if (st) return st;
+  ir_buffer *x = args[0], *w = args[1], *y = outs[0];
+  conv_info v = {.data = x, .weight = w, .groups = attrs[CV_GROUPS]->i, .odt = y->h.dtype};
+  layout_perm(attrs[CV_DATA_LAYOUT]->s, "NCHW", v.dl);
+  layout_perm(attrs[CV_KERNEL_LAYOUT]->s, "OIHW", v.kl);
+  const int64_t *p = attrs[CV_PADDING]->ints;
+  for (int i = 0; i < 2; i++) {
+    v.s[i] = attrs[CV_STRIDES]->ints[i];
+    v.d[i] = attrs[CV_DILATION]->ints[i];
+  }
+  if (any_nonzero(p, 4)) {
+    ir_expr *eh = simplified(c, ix_addk(c, x->shape[v.dl[2]], p[0] + p[2]));
+    ir_expr *ew = simplified(c, ix_addk(c, x->shape[v.dl[3]], p[1] + p[3]));
+    ir_expr *zero = fconst(c, x->h.dtype, 0);
+    if (!eh || !ew || !zero) return lower_failed(c);
+    v.data = pad_stage4(c, x, v.dl, p[0], p[1], eh, ew, p[2] > 0, p[3] > 0, zero);
+    if (!v.data) return lower_failed(c);
+  }
+  v.ipg = w->shape[v.kl[1]];
+  if (v.groups != 1 &&
+      !(v.opg = simplified(c, ix_bin(c, IR_FLOORDIV, y->shape[v.dl[1]], k64(c, v.groups)))))
+    return lower_failed(c);
+  ir_expr *red[3] = {w->shape[v.kl[1]], w->shape[v.kl[2]], w->shape[v.kl[3]]};
+  return emit(c, NULL, y, 3, red, RELAY_REDUCE_SUM, conv2d_value, &v);
+}
+
+/* conv2d_transpose, stage 1 ("conv2d_transpose_pad"): the input spread out by the stride
+ * (stride - 1 zeros between elements) and padded so that the transposed convolution becomes a
+ * plain one with the flipped kernel: dil[n, c, y, x] = data[n, c, ty / s, tx / s] where
+ * ty = y - off (off = dil * (KH - 1) - pad_top) is a non-negative multiple of s inside the
+ * input, 0 elsewhere. */
+static ir_expr *dilate_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const conv_info *v = ud;
+  ir_expr *pos[2] = {var_e(it[v->dl[2]]), var_e(it[v->dl[3]])}, *src[2], *cond = NULL;
+  for (int a = 0; a < 2; a++) {
+    ir_expr *t = ix_sub(c, pos[a], v->off[a]);
+    ir_expr *k = k64(c, v->s[a]);
+    cond = cond_and(c, cond, ir_binop(c->arena, IR_GE, t, k64(c, 0)));
+    if (v->s[a] != 1)
+      cond = cond_and(c, cond, ir_binop(c->arena, IR_EQ, ir_binop(c->arena, IR_FLOORMOD, t, k),
+                                        k64(c, 0)));
+    src[a] = ix_bin(c, IR_FLOORDIV, t, k);
+    cond = cond_and(c, cond, ir_binop(c->arena, IR_LT, src[a], v->in[a]));
+  }
+  ir_expr *val = load4(c, v->data, v->dl, var_e(it[v->dl[0]]), var_e(it[v->dl[1]]), src[0], src[1]);
+  return ir_select_new(c->arena, cond, val, fconst(c, v->data->h.dtype, 0));
+}
+
+/* conv2d_transpose, stage 2: out[n, oc, oy, ox] += dil[n, ic, oy + ry * d, ox + rx * d] *
+ * w[ic, ocg, KH - 1 - ry, KW - 1 - rx] with ic = g * ipg + rc, g = oc / opg, ocg = oc % opg
+ * (the weight is [C, O / groups, KH, KW] in logical IOHW). */
+static ir_expr *conv2d_transpose_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const conv_info *v = ud;
+  ir_expr *n = var_e(it[v->dl[0]]), *oc = var_e(it[v->dl[1]]), *oy = var_e(it[v->dl[2]]),
+          *ox = var_e(it[v->dl[3]]), *rc = var_e(it[4]), *ry = var_e(it[5]), *rx = var_e(it[6]);
+  ir_expr *ic = rc, *ocg = oc;
+  if (v->groups != 1) {
+    ic = ix_add(c, ix_mul(c, ix_bin(c, IR_FLOORDIV, oc, v->opg), v->ipg), rc);
+    ocg = ix_bin(c, IR_FLOORMOD, oc, v->opg);
+  }
+  ir_expr *iy = ix_add(c, oy, ix_mulk(c, ry, v->d[0]));
+  ir_expr *ix = ix_add(c, ox, ix_mulk(c, rx, v->d[1]));
+  ir_expr *ky = ix_sub(c, ix_addk(c, v->kh, -1), ry), *kx = ix_sub(c, ix_addk(c, v->kw, -1), rx);
+  return mac_term(c, v->odt, load4(c, v->data, v->dl, n, ic, iy, ix),
+                  load4(c, v->weight, v->kl, ocg, ic, ky, kx));
+}
+
+static kiln_status lower_conv2d_transpose(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                          relay_attr *const *attrs, int nouts,
+                                          ir_buffer *const *outs) {
+  kiln_status st = check_numeric_op(c, nargs, args, 2, nouts, outs);
+  if (st) return st;
+  ir_buffer *x = args[0], *w = args[1], *y = outs[0];
+  conv_info v = {.data = x, .weight = w, .groups = attrs[CT_GROUPS]->i, .odt = y->h.dtype};
+  layout_perm(attrs[CT_DATA_LAYOUT]->s, "NCHW", v.dl);
+  layout_perm(attrs[CT_KERNEL_LAYOUT]->s, "OIHW", v.kl);
+  const int64_t *p = attrs[CT_PADDING]->ints;
+  v.kh = w->shape[v.kl[2]];
+  v.kw = w->shape[v.kl[3]];
+  ir_expr *k[2] = {v.kh, v.kw}, *shape[4];
+  for (int i = 0; i < 2; i++) {
+    v.s[i] = attrs[CT_STRIDES]->ints[i];
+    v.d[i] = attrs[CT_DILATION]->ints[i];
+    v.in[i] = x->shape[v.dl[2 + i]];
+    ir_expr *span = ix_mulk(c, ix_addk(c, k[i], -1), v.d[i]); /* dil * (K - 1) */
+    v.off[i] = simplified(c, ix_addk(c, span, -p[i]));
+    /* every row the flipped kernel reaches: OH + dil * (KH - 1) */
+    shape[v.dl[2 + i]] = simplified(c, ix_add(c, y->shape[v.dl[2 + i]], span));
+    if (!v.off[i] || !shape[v.dl[2 + i]]) return lower_failed(c);
+  }
+  shape[v.dl[0]] = x->shape[v.dl[0]];
+  shape[v.dl[1]] = x->shape[v.dl[1]];
+  ir_buffer *dil = relay_lower_buffer(c, "data_dilate", x->h.dtype, 4, shape);
+  if (!dil) return lower_failed(c);
+  if ((st = emit(c, "pad", dil, 0, NULL, RELAY_REDUCE_NONE, dilate_value, &v)))
+    return st;
+  v.data = dil;
+  ir_expr *cin = x->shape[v.dl[1]];
+  v.ipg = cin;
+  if (v.groups != 1) {
+    v.opg = w->shape[v.kl[0]];
+    if (!(v.ipg = simplified(c, ix_bin(c, IR_FLOORDIV, cin, k64(c, v.groups)))))
+      return lower_failed(c);
+  }
+  ir_expr *red[3] = {v.ipg, v.kh, v.kw};
+  return emit(c, NULL, y, 3, red, RELAY_REDUCE_SUM, conv2d_transpose_value, &v);
+}
+
+/* ---- nn.bias_add, nn.batch_norm, nn.dropout ---- */
+
+typedef struct chan_info {
+  int axis;
+  ir_buffer *x;
+  ir_buffer *const *params; /* per-channel parameters, each 1-d along `axis` */
+  bool center, scale;
+  double eps;
+} chan_info;
+
+static ir_expr *load_all(relay_lower_ctx *c, ir_buffer *b, ir_var *const *it) {
+  ir_expr *idx[RELAY_MAX_DIMS] = {0};
+  for (int d = 0; d < b->ndim; d++) idx[d] = var_e(it[d]);
+  return load_at(c, b, idx);
+}
+
+static ir_expr *load_chan(relay_lower_ctx *c, ir_buffer *b, ir_var *ch) {
+  ir_expr *i = var_e(ch);
+  return load_at(c, b, &i);
+}
+
+/* bias_add: out[i] = x[i] + bias[i[axis]]. */
+static ir_expr *bias_add_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const chan_info *b = ud;
+  return ir_add(c->arena, load_all(c, b->x, it), load_chan(c, b->params[1], it[b->axis]));
+}
+
+/* batch_norm: (x - mean) / sqrt(var + eps) [* gamma] [+ beta], per channel of `axis`
+ * (params: data, gamma, beta, moving_mean, moving_var). */
+static ir_expr *batch_norm_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const chan_info *b = ud;
+  ir_arena *a = c->arena;
+  ir_var *ch = it[b->axis];
+  kiln_dtype t = b->x->h.dtype;
+  ir_expr *var = ir_add(a, load_chan(c, b->params[4], ch), fconst(c, t, b->eps));
+  ir_expr *v = ir_binop(a, IR_DIV, ir_sub(a, load_all(c, b->x, it), load_chan(c, b->params[3], ch)),
+                        call1(c, IR_OP_SQRT, var));
+  if (b->scale) v = ir_mul(a, v, load_chan(c, b->params[1], ch));
+  if (b->center) v = ir_add(a, v, load_chan(c, b->params[2], ch));
+  return v;
+}
+
+static ir_expr *copy_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  return load_all(c, ud, it);
+}
+
+static kiln_status lower_bias_add(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                  relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  kiln_status st = check_numeric_op(c, nargs, args, 2, nouts, outs);
+  if (st) return st;
+  chan_info b = {.axis = axis_of(attrs[BA_AXIS]->i, args[0]->ndim), .x = args[0], .params = args};
+  return emit(c, NULL, outs[0], 0, NULL, RELAY_REDUCE_NONE, bias_add_value, &b);
+}
+
+static kiln_status lower_batch_norm(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                    relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  kiln_status st = check_lower_arity(c, nargs, 5, nouts);
+  if (st) return st;
+  chan_info b = {.axis = axis_of(attrs[NM_AXIS]->i, args[0]->ndim), .x = args[0], .params = args,
+                 .center = attrs[NM_CENTER]->i != 0, .scale = attrs[NM_SCALE]->i != 0,
+                 .eps = attrs[NM_EPSILON]->f};
+  return emit(c, NULL, outs[0], 0, NULL, RELAY_REDUCE_NONE, batch_norm_value, &b);
+}
+
+static kiln_status lower_dropout(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                 relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  (void)attrs;
+  kiln_status st = check_lower_arity(c, nargs, 1, nouts);
+  if (st) return st;
+  return emit(c, NULL, outs[0], 0, NULL, RELAY_REDUCE_NONE, copy_value, args[0]);
+}
+
+/* ---- nn.layer_norm, nn.softmax, nn.log_softmax: reductions along one axis ---- */
+
+/* The stages of these ops read full tensors (iterators i[0..ndim)) and per-slice statistics
+ * (the same iterators without `axis`); a reduction stage has the slice's iterators and then
+ * the reduce iterator k standing for `axis`. */
+typedef struct axis_info {
+  int axis, ndim;
+  ir_buffer *x;
+  ir_buffer *stat1, *stat2; /* per-slice statistics (max / sum, sum of squares) */
+  ir_buffer *expv;          /* softmax: exp(x - max) */
+  ir_buffer *gamma, *beta;  /* layer_norm (NULL when not applied) */
+  double eps;
+  ir_expr *len;             /* the axis' length in x's dtype */
+} axis_info;
+
+/* x at the slice iterators with k inserted at `axis` (reduction stages). */
+static ir_expr *load_slice_k(relay_lower_ctx *c, const axis_info *s, ir_buffer *b,
+                             ir_var *const *it) {
+  ir_expr *idx[RELAY_MAX_DIMS] = {0};
+  for (int d = 0, j = 0; d < s->ndim; d++) idx[d] = var_e(d == s->axis ? it[s->ndim - 1] : it[j++]);
+  return load_at(c, b, idx);
+}
+
+/* A statistic at the full iterators without `axis` (elementwise stages). */
+static ir_expr *load_stat(relay_lower_ctx *c, const axis_info *s, ir_buffer *b,
+                          ir_var *const *it) {
+  ir_expr *idx[RELAY_MAX_DIMS] = {0};
+  for (int d = 0, j = 0; d < s->ndim; d++)
+    if (d != s->axis) idx[j++] = var_e(it[d]);
+  return load_at(c, b, idx);
+}
+
+static ir_expr *slice_x_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const axis_info *s = ud;
+  return load_slice_k(c, s, s->x, it);
+}
+
+/* exp(x - max), at the full iterators (softmax_exp) or inside a reduction (log_softmax_sum). */
+static ir_expr *exp_shifted(relay_lower_ctx *c, ir_expr *x, ir_expr *mx) {
+  return call1(c, IR_OP_EXP, ir_sub(c->arena, x, mx));
+}
+
+static ir_expr *softmax_exp_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const axis_info *s = ud;
+  return exp_shifted(c, load_all(c, s->x, it), load_stat(c, s, s->stat1, it));
+}
+
+static ir_expr *softmax_sum_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const axis_info *s = ud;
+  return load_slice_k(c, s, s->expv, it);
+}
+
+static ir_expr *softmax_norm_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const axis_info *s = ud;
+  return ir_binop(c->arena, IR_DIV, load_all(c, s->expv, it), load_stat(c, s, s->stat2, it));
+}
+
+/* log_softmax_sum: sum over the slice of exp(x - max) (the max at the slice iterators). */
+static ir_expr *log_softmax_sum_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const axis_info *s = ud;
+  ir_expr *idx[RELAY_MAX_DIMS] = {0};
+  for (int d = 0; d < s->ndim - 1; d++) idx[d] = var_e(it[d]);
+  return exp_shifted(c, load_slice_k(c, s, s->x, it), load_at(c, s->stat1, idx));
+}
+
+/* log_softmax: (x - max) - log(sum). */
+static ir_expr *log_softmax_norm_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const axis_info *s = ud;
+  ir_expr *v = ir_sub(c->arena, load_all(c, s->x, it), load_stat(c, s, s->stat1, it));
+  return ir_sub(c->arena, v, call1(c, IR_OP_LOG, load_stat(c, s, s->stat2, it)));
+}
+
+/* layer_norm_var: sum over the slice of (x - sum / len)^2. */
+static ir_expr *layer_norm_var_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const axis_info *s = ud;
+  ir_expr *idx[RELAY_MAX_DIMS] = {0};
+  for (int d = 0; d < s->ndim - 1; d++) idx[d] = var_e(it[d]);
+  ir_expr *mean = ir_binop(c->arena, IR_DIV, load_at(c, s->stat1, idx), s->len);
+  ir_expr *dv = ir_sub(c->arena, load_slice_k(c, s, s->x, it), mean);
+  return ir_mul(c->arena, dv, dv);
+}
+
+/* layer_norm: (x - mean) * rsqrt(var + eps) [* gamma] [+ beta], mean = sum / len and
+ * var = sum of squares / len. */
+static ir_expr *layer_norm_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const axis_info *s = ud;
+  ir_arena *a = c->arena;
+  kiln_dtype t = s->x->h.dtype;
+  ir_expr *mean = ir_binop(a, IR_DIV, load_stat(c, s, s->stat1, it), s->len);
+  ir_expr *var = ir_binop(a, IR_DIV, load_stat(c, s, s->stat2, it), s->len);
+  ir_expr *rstd = call1(c, IR_OP_RSQRT, ir_add(a, var, fconst(c, t, s->eps)));
+  ir_expr *v = ir_mul(a, ir_sub(a, load_all(c, s->x, it), mean), rstd);
+  if (s->gamma) v = ir_mul(a, v, load_chan(c, s->gamma, it[s->axis]));
+  if (s->beta) v = ir_add(a, v, load_chan(c, s->beta, it[s->axis]));
+  return v;
+}
+
+/* A per-slice statistic buffer: x's shape without `axis`, x's dtype. */
+static ir_buffer *slice_buffer(relay_lower_ctx *c, const axis_info *s, const char *name) {
+  ir_expr *shape[RELAY_MAX_DIMS] = {0};
+  for (int d = 0, j = 0; d < s->ndim; d++)
+    if (d != s->axis) shape[j++] = s->x->shape[d];
+  return relay_lower_buffer(c, name, s->x->h.dtype, s->ndim - 1, shape);
+}
+
+/* Emits a reduction over `axis` of x into the statistic buffer out. */
+static kiln_status slice_reduce(relay_lower_ctx *c, const axis_info *s, const char *stage,
+                                ir_buffer *out, int reducer, relay_compute_fn f) {
+  ir_expr *len = s->x->shape[s->axis];
+  return emit(c, stage, out, 1, &len, reducer, f, (void *)s);
+}
+
+/* softmax: max over the slice, e = exp(x - max), sum of e, e / sum (four stages); log_softmax:
+ * max, sum of exp(x - max), (x - max) - log(sum). Numerically stable like the reference. */
+static kiln_status lower_softmax_common(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                        relay_attr *const *attrs, int nouts,
+                                        ir_buffer *const *outs, bool log_out) {
+  kiln_status st = check_lower_arity(c, nargs, 1, nouts);
+  if (st) return st;
+  axis_info s = {.axis = axis_of(attrs[SM_AXIS]->i, args[0]->ndim), .ndim = args[0]->ndim,
+                 .x = args[0]};
+  s.stat1 = slice_buffer(c, &s, "max_elem");
+  s.stat2 = slice_buffer(c, &s, "exp_sum");
+  if (!s.stat1 || !s.stat2) return lower_failed(c);
+  if ((st = slice_reduce(c, &s, "max", s.stat1, RELAY_REDUCE_MAX, slice_x_value))) return st;
+  if (log_out) {
+    if ((st = slice_reduce(c, &s, "sum", s.stat2, RELAY_REDUCE_SUM, log_softmax_sum_value)))
+      return st;
+    return emit(c, "norm", outs[0], 0, NULL, RELAY_REDUCE_NONE, log_softmax_norm_value, &s);
+  }
+  if (!(s.expv = relay_lower_buffer(c, "exp_val", s.x->h.dtype, s.ndim, s.x->shape)))
+    return lower_failed(c);
+  if ((st = emit(c, "exp", s.expv, 0, NULL, RELAY_REDUCE_NONE, softmax_exp_value, &s)) ||
+      (st = slice_reduce(c, &s, "sum", s.stat2, RELAY_REDUCE_SUM, softmax_sum_value)))
+    return st;
+  return emit(c, "norm", outs[0], 0, NULL, RELAY_REDUCE_NONE, softmax_norm_value, &s);
+}
+
+static kiln_status lower_softmax(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                 relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  return lower_softmax_common(c, nargs, args, attrs, nouts, outs, false);
+}
+
+static kiln_status lower_log_softmax(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                     relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  return lower_softmax_common(c, nargs, args, attrs, nouts, outs, true);
+}
+
+/* layer_norm: the slice sums, the sums of squared deviations from the mean (two passes, like
+ * the reference), then the normalization. */
+static kiln_status lower_layer_norm(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                    relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  kiln_status st = check_lower_arity(c, nargs, 3, nouts);
+  if (st) return st;
+  axis_info s = {.axis = axis_of(attrs[NM_AXIS]->i, args[0]->ndim), .ndim = args[0]->ndim,
+                 .x = args[0], .eps = attrs[NM_EPSILON]->f,
+                 .gamma = attrs[NM_SCALE]->i ? args[1] : NULL,
+                 .beta = attrs[NM_CENTER]->i ? args[2] : NULL};
+  s.len = cast_to(c, s.x->h.dtype, s.x->shape[s.axis]);
+  s.stat1 = slice_buffer(c, &s, "x_sum");
+  s.stat2 = slice_buffer(c, &s, "sq_dev_sum");
+  if (!s.len || !s.stat1 || !s.stat2) return lower_failed(c);
+  if ((st = slice_reduce(c, &s, "sum", s.stat1, RELAY_REDUCE_SUM, slice_x_value)) ||
+      (st = slice_reduce(c, &s, "var", s.stat2, RELAY_REDUCE_SUM, layer_norm_var_value)))
+    return st;
+  return emit(c, "norm", outs[0], 0, NULL, RELAY_REDUCE_NONE, layer_norm_value, &s);
+}
+
+/* ---- Pooling ---- */
+
+/* Windows along one spatial axis (a = 0: H, 1: W). Strided (pool2d): window o covers rows
+ * o * s + k * d of the (padded) source. Adaptive: window o covers input rows
+ * [floor(o * in / out), ceil((o + 1) * in / out)); when in % out == 0 every window has the
+ * same size and starts at o * (in / out), otherwise the reduce extent is the largest window
+ * and taps past the window's end are masked. */
+typedef struct pool_axis {
+  int64_t s, d;       /* strided windows */
+  bool adaptive;
+  bool uniform;       /* adaptive: every window has the same size */
+  ir_expr *in;        /* adaptive: the input extent */
+  int64_t out;        /* adaptive: the output extent */
+  ir_expr *ext;       /* the reduce extent (the window size, or the largest one) */
+  /* averages, when not every tap of a window counts (count_formula): the taps at input
+   * positions o * s - pad + k * d below count_end count, and with count_input only those
+   * at or above 0 */
+  bool count_formula;
+  ir_expr *count_end;
+  int64_t pad;        /* the padding before */
+  bool count_input;
+} pool_axis;
+
+typedef struct pool_info {
+  ir_buffer *src;   /* padded data or the input */
+  ir_buffer *sum;   /* averages: the window sums */
+  int dl[4];
+  pool_axis ax[2];
+  kiln_dtype vdt;   /* the reduction's dtype */
+  ir_expr *ident;   /* the reduction's identity (masked taps) */
+  kiln_dtype odt;
+} pool_info;
+
+static ir_expr *adaptive_start(relay_lower_ctx *c, const pool_axis *p, ir_expr *o) {
+  if (p->out == 1) return k64(c, 0);
+  if (p->uniform) return ix_mul(c, o, p->ext); /* o * (in / out) */
+  return ix_bin(c, IR_FLOORDIV, ix_mul(c, o, p->in), k64(c, p->out));
+}
+
+static ir_expr *adaptive_end(relay_lower_ctx *c, const pool_axis *p, ir_expr *o) {
+  if (p->uniform) return ix_mul(c, ix_addk(c, o, 1), p->ext);
+  return ix_ceildiv(c, ix_mul(c, ix_addk(c, o, 1), p->in), p->out);
+}
+
+/* One tap of a pooling reduction: src[n, ch, row, col] (masked to the identity where an
+ * adaptive window is shorter than the reduce extent), in the reduction's dtype. */
+static ir_expr *pool_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const pool_info *p = ud;
+  ir_expr *o[2] = {var_e(it[p->dl[2]]), var_e(it[p->dl[3]])};
+  ir_expr *k[2] = {var_e(it[4]), var_e(it[5])}, *pos[2], *mask = NULL;
+  for (int a = 0; a < 2; a++) {
+    const pool_axis *ax = &p->ax[a];
+    if (!ax->adaptive) {
+      pos[a] = ix_add(c, ix_mulk(c, o[a], ax->s), ix_mulk(c, k[a], ax->d));
+      continue;
+    }
+    ir_expr *start = adaptive_start(c, ax, o[a]);
+    pos[a] = ix_add(c, start, k[a]);
+    if (!ax->uniform)
+      mask = cond_and(c, mask, ir_binop(c->arena, IR_LT, k[a],
+                                        ix_sub(c, adaptive_end(c, ax, o[a]), start)));
+  }
+  ir_expr *v = cast_to(c, p->vdt, load4(c, p->src, p->dl, var_e(it[p->dl[0]]),
+                                        var_e(it[p->dl[1]]), pos[0], pos[1]));
+  return mask ? ir_select_new(c->arena, mask, v, p->ident) : v;
+}
+
+/* The number of taps an average divides by along one axis, for output index o. */
+static ir_expr *pool_count(relay_lower_ctx *c, const pool_axis *ax, ir_expr *o) {
+  if (ax->adaptive)
+    return ax->uniform ? ax->ext : ix_sub(c, adaptive_end(c, ax, o), adaptive_start(c, ax, o));
+  if (!ax->count_formula) return ax->ext;
+  /* the taps k in [begin, end) of [0, K): first + k * d < count_end (and >= 0) */
+  ir_expr *first = ix_addk(c, ix_mulk(c, o, ax->s), -ax->pad); /* o * s - pad */
+  ir_expr *end = ix_bin(c, IR_MIN, ax->ext,
+                        ix_ceildiv(c, ix_sub(c, ax->count_end, first), ax->d));
+  ir_expr *begin = k64(c, 0);
+  if (ax->count_input)
+    begin = ix_bin(c, IR_MAX, begin, ix_ceildiv(c, ix_sub(c, k64(c, 0), first), ax->d));
+  return ix_bin(c, IR_MAX, ix_sub(c, end, begin), k64(c, 0));
+}
+
+/* The average: sum / count (count at least 1: an empty window's sum is 0, as in the
+ * reference), in the sum's dtype (integers divide toward zero), cast to the output dtype. A
+ * bool average is true when any element is (the reference stores avg != 0). */
+static ir_expr *pool_avg_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const pool_info *p = ud;
+  if (ir_dt_is_bool(p->odt))
+    return ir_binop(c->arena, IR_NE, load_all(c, p->sum, it), k64(c, 0));
+  ir_expr *cnt = ix_mul(c, pool_count(c, &p->ax[0], var_e(it[p->dl[2]])),
+                        pool_count(c, &p->ax[1], var_e(it[p->dl[3]])));
+  cnt = simplified(c, ix_bin(c, IR_MAX, cnt, k64(c, 1)));
+  ir_expr *q = ir_binop(c->arena, IR_DIV, load_all(c, p->sum, it), cast_to(c, p->vdt, cnt));
+  return cast_to(c, p->odt, q);
+}
+
+/* Emits the pooling reduction into out (max) or into a sum buffer followed by the division
+ * (average). Block names: "<op>" for the result, "<op>_sum" for the sums. */
+static kiln_status emit_pool(relay_lower_ctx *c, pool_info *p, ir_buffer *out, bool is_max) {
+  ir_expr *red[2] = {p->ax[0].ext, p->ax[1].ext};
+  kiln_dtype t = p->src->h.dtype;
+  if (is_max) {
+    p->vdt = t;
+    p->ident = stored_const(c, t, dtype_lowest(t));
+    if (!p->ident) return lower_failed(c);
+    return emit(c, NULL, out, 2, red, RELAY_REDUCE_MAX, pool_value, p);
+  }
+  p->vdt = sum_dtype(t);
+  p->odt = out->h.dtype;
+  p->ident = stored_const(c, p->vdt, 0);
+  p->sum = relay_lower_buffer(c, "pool_sum", p->vdt, 4, out->shape);
+  if (!p->ident || !p->sum) return lower_failed(c);
+  kiln_status st = emit(c, "sum", p->sum, 2, red, RELAY_REDUCE_SUM, pool_value, p);
+  if (st) return st;
+  return emit(c, NULL, out, 0, NULL, RELAY_REDUCE_NONE, pool_avg_value, p);
+}
+
+/* max_pool2d / avg_pool2d: a pad stage when there is padding or a ceil-mode window reaches
+ * past the padded input (the padded buffer then covers every window; the fill is the dtype's
+ * lowest value for max and 0 for the average, which the reference's skipped taps amount to),
+ * then the window reduction. */
+static kiln_status lower_pool2d(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                relay_attr *const *attrs, int nouts, ir_buffer *const *outs,
+                                bool is_max) {
+  kiln_status st = is_max ? check_numeric_op(c, nargs, args, 1, nouts, outs)
+                          : check_lower_arity(c, nargs, 1, nouts);
+  if (st) return st;
+  ir_buffer *x = args[0], *y = outs[0];
+  pool_info p = {.src = x};
+  layout_perm(attrs[PL_LAYOUT]->s, "NCHW", p.dl);
+  const int64_t *k = attrs[PL_POOL_SIZE]->ints, *pad = attrs[PL_PADDING]->ints;
+  bool ceil_mode = attrs[PL_CEIL_MODE]->i != 0;
+  bool include_pad = !is_max && attrs[PL_COUNT_INCLUDE_PAD]->i != 0;
+  ir_expr *ext[2];
+  bool past[2], need_pad = any_nonzero(pad, 4);
+  for (int a = 0; a < 2; a++) {
+    pool_axis *ax = &p.ax[a];
+    ax->s = attrs[PL_STRIDES]->ints[a];
+    ax->d = attrs[PL_DILATION]->ints[a];
+    ax->ext = k64(c, k[a]);
+    ax->pad = pad[a];
+    ir_expr *in = x->shape[p.dl[2 + a]];
+    ir_expr *full = simplified(c, ix_addk(c, in, pad[a] + pad[a + 2])); /* padded extent */
+    if (!full || !ax->ext) return lower_failed(c);
+    /* in ceil mode the last window may reach past the padding: (OH - 1) * s + dil * (k - 1) + 1 */
+    bool over = false;
+    ext[a] = full;
+    if (ceil_mode) {
+      ir_expr *reach = simplified(
+          c, ix_addk(c, ix_mulk(c, ix_addk(c, y->shape[p.dl[2 + a]], -1), ax->s),
+                     ax->d * (k[a] - 1) + 1));
+      ir_expr *fits = reach ? ir_binop(c->arena, IR_LE, reach, full) : NULL;
+      if (!fits) return lower_failed(c);
+      over = !ir_prove(c->an, fits);
+      if (over && !(ext[a] = simplified(c, ix_bin(c, IR_MAX, full, reach))))
+        return lower_failed(c);
+    }
+    past[a] = pad[a + 2] > 0 || over;
+    need_pad = need_pad || over;
+    /* averages: taps in [-pad, in + pad_after) count with count_include_pad (only a
+     * ceil-mode overhang cuts a window), taps in [0, in) without it */
+    ax->count_input = !include_pad;
+    ax->count_end = include_pad ? ix_addk(c, in, pad[a + 2]) : in;
+    ax->count_formula = include_pad ? over : pad[a] > 0 || pad[a + 2] > 0 || over;
+  }
+  if (need_pad) {
+    ir_expr *fill = stored_const(c, x->h.dtype, is_max ? dtype_lowest(x->h.dtype) : 0);
+    if (!fill) return lower_failed(c);
+    p.src = pad_stage4(c, x, p.dl, pad[0], pad[1], ext[0], ext[1], past[0], past[1], fill);
+    if (!p.src) return lower_failed(c);
+  }
+  return emit_pool(c, &p, y, is_max);
+}
+
+static kiln_status lower_max_pool2d(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                    relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  return lower_pool2d(c, nargs, args, attrs, nouts, outs, true);
+}
+
+static kiln_status lower_avg_pool2d(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                    relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  return lower_pool2d(c, nargs, args, attrs, nouts, outs, false);
+}
+
+/* Adaptive (and global: output 1 x 1) pooling over PyTorch's windows. */
+static kiln_status lower_adaptive(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                  const char *layout, int nouts, ir_buffer *const *outs,
+                                  bool is_max) {
+  kiln_status st = is_max ? check_numeric_op(c, nargs, args, 1, nouts, outs)
+                          : check_lower_arity(c, nargs, 1, nouts);
+  if (st) return st;
+  ir_buffer *x = args[0], *y = outs[0];
+  pool_info p = {.src = x};
+  layout_perm(layout, "NCHW", p.dl);
+  for (int a = 0; a < 2; a++) {
+    pool_axis *ax = &p.ax[a];
+    ax->adaptive = true;
+    ax->in = x->shape[p.dl[2 + a]];
+    int64_t in;
+    if (!int_const(y->shape[p.dl[2 + a]], &ax->out) || ax->out < 1) /* output_size */
+      return ir_fail(c->ctx, c->span, KILN_ERR_INTERNAL, "%s: the output size is not a constant",
+                     c->op);
+    if (ax->out == 1) {
+      ax->uniform = true;
+      ax->ext = ax->in;
+    } else if (int_const(ax->in, &in)) {
+      ax->uniform = in % ax->out == 0;
+      int64_t widest = 0; /* the largest window */
+      for (int64_t o = 0; o < ax->out; o++) {
+        int64_t w = ((o + 1) * in + ax->out - 1) / ax->out - o * in / ax->out;
+        if (w > widest) widest = w;
+      }
+      ax->ext = k64(c, widest);
+    } else {
+      /* ceil((o + 1) in / out) - floor(o in / out) <= ceil(in / out) + 1 */
+      ax->ext = simplified(c, ix_addk(c, ix_ceildiv(c, ax->in, ax->out), 1));
+    }
+    if (!ax->ext) return lower_failed(c);
+  }
+  return emit_pool(c, &p, y, is_max);
+}
+
+static kiln_status lower_global_avg_pool2d(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                           relay_attr *const *attrs, int nouts,
+                                           ir_buffer *const *outs) {
+  return lower_adaptive(c, nargs, args, attrs[GP_LAYOUT]->s, nouts, outs, false);
+}
+
+static kiln_status lower_global_max_pool2d(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                           relay_attr *const *attrs, int nouts,
+                                           ir_buffer *const *outs) {
+  return lower_adaptive(c, nargs, args, attrs[GP_LAYOUT]->s, nouts, outs, true);
+}
+
+static kiln_status lower_adaptive_avg_pool2d(relay_lower_ctx *c, int nargs,
+                                             ir_buffer *const *args, relay_attr *const *attrs,
+                                             int nouts, ir_buffer *const *outs) {
+  return lower_adaptive(c, nargs, args, attrs[AP_LAYOUT]->s, nouts, outs, false);
+}
+
+static kiln_status lower_adaptive_max_pool2d(relay_lower_ctx *c, int nargs,
+                                             ir_buffer *const *args, relay_attr *const *attrs,
+                                             int nouts, ir_buffer *const *outs) {
+  return lower_adaptive(c, nargs, args, attrs[AP_LAYOUT]->s, nouts, outs, true);
+}
+
+/* ---- image.resize2d ---- */
+
+/* The source coordinates and weights are computed in float64 with the reference's formulas
+ * and operation order (so nearest-neighbour picks and integer results match it exactly); the
+ * weighted sum is computed in the output dtype when that is float32 or float64, else in
+ * float64, and cast to the output dtype. */
+typedef struct resize_info {
+  ir_buffer *x;
+  int dl[4];
+  int method, mode, rounding;
+  double alpha;
+  bool exclude;
+  ir_expr *in[2];
+  int64_t out[2];
+  kiln_dtype vdt, odt;
+} resize_info;
+
+static ir_expr *f64(relay_lower_ctx *c, double v) { return fconst(c, KILN_FLOAT64, v); }
+static ir_expr *fbin(relay_lower_ctx *c, int kind, ir_expr *x, ir_expr *y) {
+  return ir_binop(c->arena, kind, x, y);
+}
+
+/* The input coordinate output index o maps to along axis a (resize_coord in float64). */
+static ir_expr *resize_coord_expr(relay_lower_ctx *c, const resize_info *r, int a, ir_expr *o) {
+  int64_t in;
+  ir_expr *od = cast_to(c, KILN_FLOAT64, o);
+  ir_expr *id = int_const(r->in[a], &in) ? f64(c, (double)in) : cast_to(c, KILN_FLOAT64, r->in[a]);
+  ir_expr *outd = f64(c, (double)r->out[a]);
+  switch (r->mode) {
+  case CM_PYTORCH_HALF_PIXEL:
+    if (r->out[a] <= 1) return f64(c, 0);
+    /* fall through */
+  case CM_HALF_PIXEL:
+    return fbin(c, IR_SUB,
+                fbin(c, IR_DIV, fbin(c, IR_MUL, fbin(c, IR_ADD, od, f64(c, 0.5)), id), outd),
+                f64(c, 0.5));
+  case CM_ALIGN_CORNERS:
+    if (r->out[a] <= 1) return f64(c, 0);
+    return fbin(c, IR_DIV, fbin(c, IR_MUL, od, fbin(c, IR_SUB, id, f64(c, 1))),
+                f64(c, (double)r->out[a] - 1));
+  case CM_ASYMMETRIC: return fbin(c, IR_DIV, fbin(c, IR_MUL, od, id), outd);
+  case CM_TF_HALF_PIXEL_NN:
+    return fbin(c, IR_DIV, fbin(c, IR_MUL, fbin(c, IR_ADD, od, f64(c, 0.5)), id), outd);
+  }
+  return NULL;
+}
+
+/* The taps (indices clamped into the input) and float64 weights along axis a for output
+ * index o: resize_taps as expressions. Returns the number of taps. */
+static int resize_taps_expr(relay_lower_ctx *c, const resize_info *r, int a, ir_expr *o,
+                            ir_expr **idx, ir_expr **wt) {
+  ir_expr *x = resize_coord_expr(c, r, a, o), *n = r->in[a];
+  if (r->method == RM_NEAREST) {
+    ir_expr *v = x;
+    switch (r->rounding) {
+    case RD_ROUND: v = call1(c, IR_OP_ROUND, x); break;
+    case RD_FLOOR: v = call1(c, IR_OP_FLOOR, x); break;
+    case RD_CEIL: v = call1(c, IR_OP_CEIL, x); break;
+    case RD_PREFER_FLOOR: v = call1(c, IR_OP_CEIL, fbin(c, IR_SUB, x, f64(c, 0.5))); break;
+    case RD_PREFER_CEIL: v = call1(c, IR_OP_FLOOR, fbin(c, IR_ADD, x, f64(c, 0.5))); break;
+    }
+    idx[0] = ix_clamp(c, cast_to(c, KILN_INT64, v), n);
+    wt[0] = f64(c, 1);
+    return 1;
+  }
+  ir_expr *x0 = call1(c, IR_OP_FLOOR, x), *f = fbin(c, IR_SUB, x, x0);
+  ir_expr *i0 = cast_to(c, KILN_INT64, x0);
+  if (r->method == RM_LINEAR) {
+    idx[0] = ix_clamp(c, i0, n);
+    idx[1] = ix_clamp(c, ix_addk(c, i0, 1), n);
+    wt[0] = fbin(c, IR_SUB, f64(c, 1), f);
+    wt[1] = f;
+    return 2;
+  }
+  double al = r->alpha;
+  ir_expr *sum = NULL;
+  for (int t = 0; t < 4; t++) {
+    ir_expr *dist = call1(c, IR_OP_FABS, fbin(c, IR_SUB, f, f64(c, (double)(t - 1))));
+    /* Keys' kernel: ((a + 2) d - (a + 3)) d d + 1 for d <= 1, ((a d - 5a) d + 8a) d - 4a
+     * for d < 2, else 0 */
+    ir_expr *near = fbin(c, IR_SUB, fbin(c, IR_MUL, f64(c, al + 2), dist), f64(c, al + 3));
+    near = fbin(c, IR_ADD, fbin(c, IR_MUL, fbin(c, IR_MUL, near, dist), dist), f64(c, 1));
+    ir_expr *far = fbin(c, IR_SUB, fbin(c, IR_MUL, f64(c, al), dist), f64(c, 5 * al));
+    far = fbin(c, IR_ADD, fbin(c, IR_MUL, far, dist), f64(c, 8 * al));
+    far = fbin(c, IR_SUB, fbin(c, IR_MUL, far, dist), f64(c, 4 * al));
+    ir_expr *w = ir_select_new(
+        c->arena, fbin(c, IR_LE, dist, f64(c, 1)), near,
+        ir_select_new(c->arena, fbin(c, IR_LT, dist, f64(c, 2)), far, f64(c, 0)));
+    ir_expr *i = ix_addk(c, i0, t - 1);
+    if (r->exclude) {
+      ir_expr *inside = ir_binop(c->arena, IR_AND, ir_binop(c->arena, IR_GE, i, k64(c, 0)),
+                                 ir_binop(c->arena, IR_LT, i, n));
+      w = ir_select_new(c->arena, inside, w, f64(c, 0));
+      sum = sum ? fbin(c, IR_ADD, sum, w) : w;
+    }
+    idx[t] = ix_clamp(c, i, n);
+    wt[t] = w;
+  }
+  if (r->exclude) /* renormalize the weights of the taps inside the input */
+    for (int t = 0; t < 4; t++)
+      wt[t] = ir_select_new(c->arena, fbin(c, IR_NE, sum, f64(c, 0)), fbin(c, IR_DIV, wt[t], sum),
+                            wt[t]);
+  return 4;
+}
+
+/* out[n, ch, oy, ox] = sum_j wy[j] * (sum_i wx[i] * x[n, ch, iy[j], ix[i]]). */
+static ir_expr *resize_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  const resize_info *r = ud;
+  ir_expr *n = var_e(it[r->dl[0]]), *ch = var_e(it[r->dl[1]]);
+  ir_expr *iy[4], *wy[4], *ix[4], *wx[4];
+  int ny = resize_taps_expr(c, r, 0, var_e(it[r->dl[2]]), iy, wy);
+  int nx = resize_taps_expr(c, r, 1, var_e(it[r->dl[3]]), ix, wx);
+  if (r->method == RM_NEAREST)
+    return cast_to(c, r->odt, load4(c, r->x, r->dl, n, ch, iy[0], ix[0]));
+  ir_expr *acc = NULL;
+  for (int j = 0; j < ny; j++) {
+    ir_expr *row = NULL;
+    for (int i = 0; i < nx; i++) {
+      ir_expr *v = cast_to(c, r->vdt, load4(c, r->x, r->dl, n, ch, iy[j], ix[i]));
+      ir_expr *term = ir_mul(c->arena, cast_to(c, r->vdt, wx[i]), v);
+      row = row ? ir_add(c->arena, row, term) : term;
+    }
+    ir_expr *term = ir_mul(c->arena, cast_to(c, r->vdt, wy[j]), row);
+    acc = acc ? ir_add(c->arena, acc, term) : term;
+  }
+  return cast_to(c, r->odt, acc);
+}
+
+static kiln_status lower_resize2d(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                  relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  kiln_status st = check_lower_arity(c, nargs, 1, nouts);
+  if (st) return st;
+  resize_info r = {.x = args[0], .odt = outs[0]->h.dtype, .alpha = attrs[RS_CUBIC_ALPHA]->f,
+                   .exclude = attrs[RS_CUBIC_EXCLUDE]->i != 0,
+                   .method = find_name(resize_methods, attrs[RS_METHOD]->s),
+                   .mode = find_name(coord_modes, attrs[RS_COORD_MODE]->s),
+                   .rounding = find_name(rounding_methods, attrs[RS_ROUNDING]->s)};
+  layout_perm(attrs[RS_LAYOUT]->s, "NCHW", r.dl);
+  if (r.rounding == RD_DEFAULT) r.rounding = r.mode == CM_ALIGN_CORNERS ? RD_ROUND : RD_FLOOR;
+  for (int a = 0; a < 2; a++) {
+    r.in[a] = args[0]->shape[r.dl[2 + a]];
+    r.out[a] = attrs[RS_SIZE]->ints[a];
+  }
+  bool wide = ir_dt_is_float(r.odt) && r.odt.code == KILN_TYPE_FLOAT && r.odt.bits >= 32;
+  r.vdt = wide ? r.odt : KILN_FLOAT64;
+  return emit(c, NULL, outs[0], 0, NULL, RELAY_REDUCE_NONE, resize_value, &r);
+}
+
 /* ==== The table ========================================================================== */
 
 #define ATTRS(a) (int)(sizeof a / sizeof a[0]), a
 
 const relay_op relay_ops_nn[] = {
     {"nn.dense", 2, 2, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(dense_attrs), infer_dense, eval_dense,
-     "x [..., K] times w [N, K] transposed"},
+     "x [..., K] times w [N, K] transposed", lower_dense},
     {"nn.matmul", 2, 2, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(matmul_attrs), infer_matmul, eval_matmul,
-     "a [M, K] times b [K, N] (either transposed on request)"},
+     "a [M, K] times b [K, N] (either transposed on request)", lower_matmul},
     {"nn.batch_matmul", 2, 2, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(batch_matmul_attrs),
      infer_batch_matmul, eval_batch_matmul,
-     "x [B, M, K] times y [B, N, K] transposed, per batch (a batch of 1 broadcasts)"},
+     "x [B, M, K] times y [B, N, K] transposed, per batch (a batch of 1 broadcasts)",
+     lower_batch_matmul},
     {"nn.conv2d", 2, 2, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(conv2d_attrs), infer_conv2d, eval_conv2d,
-     "2-d convolution (strides, padding, dilation, groups; NCHW/NHWC)"},
+     "2-d convolution (strides, padding, dilation, groups; NCHW/NHWC)", lower_conv2d},
     {"nn.conv2d_transpose", 2, 2, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(conv2d_transpose_attrs),
      infer_conv2d_transpose, eval_conv2d_transpose,
-     "transposed 2-d convolution (the gradient of conv2d; weight IOHW)"},
+     "transposed 2-d convolution (the gradient of conv2d; weight IOHW)", lower_conv2d_transpose},
     {"nn.bias_add", 2, 2, RELAY_BROADCAST, ATTRS(bias_add_attrs), infer_bias_add, eval_bias_add,
-     "adds a 1-d bias along an axis"},
+     "adds a 1-d bias along an axis", lower_bias_add},
     {"nn.batch_norm", 5, 5, RELAY_OPAQUE, ATTRS(batch_norm_attrs), infer_batch_norm,
      eval_batch_norm,
-     "inference batch normalization with moving statistics (one result, not TVM's tuple)"},
+     "inference batch normalization with moving statistics (one result, not TVM's tuple)",
+     lower_batch_norm},
     {"nn.layer_norm", 3, 3, RELAY_OPAQUE, ATTRS(layer_norm_attrs), infer_layer_norm,
-     eval_layer_norm, "normalizes along an axis, then scales and shifts"},
+     eval_layer_norm, "normalizes along an axis, then scales and shifts", lower_layer_norm},
     {"nn.softmax", 1, 1, RELAY_OPAQUE, ATTRS(softmax_attrs), infer_softmax, eval_softmax,
-     "exp(x) / sum(exp(x)) along an axis"},
+     "exp(x) / sum(exp(x)) along an axis", lower_softmax},
     {"nn.log_softmax", 1, 1, RELAY_OPAQUE, ATTRS(softmax_attrs), infer_softmax, eval_log_softmax,
-     "log of softmax along an axis"},
+     "log of softmax along an axis", lower_log_softmax},
     {"nn.max_pool2d", 1, 1, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(max_pool2d_attrs), infer_pool2d,
-     eval_max_pool2d, "maximum over sliding windows of H and W"},
+     eval_max_pool2d, "maximum over sliding windows of H and W", lower_max_pool2d},
     {"nn.avg_pool2d", 1, 1, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(avg_pool2d_attrs), infer_pool2d,
-     eval_avg_pool2d, "average over sliding windows of H and W"},
+     eval_avg_pool2d, "average over sliding windows of H and W", lower_avg_pool2d},
     {"nn.global_avg_pool2d", 1, 1, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(global_pool_attrs),
-     infer_global_pool, eval_global_avg_pool2d, "average over all of H and W"},
+     infer_global_pool, eval_global_avg_pool2d, "average over all of H and W",
+     lower_global_avg_pool2d},
     {"nn.global_max_pool2d", 1, 1, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(global_pool_attrs),
-     infer_global_pool, eval_global_max_pool2d, "maximum over all of H and W"},
+     infer_global_pool, eval_global_max_pool2d, "maximum over all of H and W",
+     lower_global_max_pool2d},
     {"nn.adaptive_avg_pool2d", 1, 1, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(adaptive_pool_attrs),
      infer_adaptive_pool, eval_adaptive_avg_pool2d,
-     "average pooling to a given output size (PyTorch's windows)"},
+     "average pooling to a given output size (PyTorch's windows)", lower_adaptive_avg_pool2d},
     {"nn.adaptive_max_pool2d", 1, 1, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(adaptive_pool_attrs),
      infer_adaptive_pool, eval_adaptive_max_pool2d,
-     "max pooling to a given output size (PyTorch's windows)"},
+     "max pooling to a given output size (PyTorch's windows)", lower_adaptive_max_pool2d},
     {"nn.pad", 1, 1, RELAY_INJECTIVE, ATTRS(pad_attrs), infer_pad, eval_pad,
-     "pads every axis (constant, edge or reflect)"},
+     "pads every axis (constant, edge or reflect)", lower_pad},
     {"image.resize2d", 1, 1, RELAY_INJECTIVE, ATTRS(resize2d_attrs), infer_resize2d, eval_resize2d,
-     "resizes H and W (nearest, linear or cubic)"},
+     "resizes H and W (nearest, linear or cubic)", lower_resize2d},
     {"nn.dropout", 1, 1, RELAY_ELEMWISE, ATTRS(dropout_attrs), infer_dropout, eval_dropout,
-     "the identity at inference"},
+     "the identity at inference", lower_dropout},
 };
 const int relay_ops_nn_count = sizeof relay_ops_nn / sizeof relay_ops_nn[0];

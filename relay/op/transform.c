@@ -9,10 +9,12 @@
  *  - take has no "flatten" form (axis is an integer, default 0) and no batch_dims.
  * Shapes may hold symbolic dimensions; type relations keep them symbolic where they can and
  * say clearly when they cannot. The kernels copy elements as raw bytes (same dtype in and
- * out), so they are exact for every dtype. */
+ * out), so they are exact for every dtype. The compute definitions (relay/lower.h, at the
+ * end) emit one TIR block per output whose value is a load at remapped indices. */
 #include <stdio.h>
 #include <string.h>
 
+#include "relay/lower.h"
 #include "relay/op.h"
 
 /* ---- Messages -------------------------------------------------------------------------- */
@@ -958,32 +960,420 @@ static kiln_status eval_broadcast_to(relay_eval_ctx *c, int nargs, const relay_t
   return KILN_OK;
 }
 
+/* ---- Compute definitions (relay/lower.h) ---------------------------------------------- */
+/* Each op becomes one stage per output (split: one per part) whose value is a load of the
+ * input at indices computed from the output's iterators. Shapes come from the buffers (int64
+ * expressions, possibly symbolic); index arithmetic is simplified with the lowering's
+ * analyzer so that constant shapes give plain affine indices. */
+
+/* The simplified form of an int64 index expression (NULL stays NULL). */
+static ir_expr *simp(relay_lower_ctx *c, ir_expr *e) { return e ? ir_simplify_expr(c->an, e) : NULL; }
+
+static ir_expr *ix_add(relay_lower_ctx *c, ir_expr *a, ir_expr *b) {
+  return simp(c, ir_binop(c->arena, IR_ADD, a, b));
+}
+static ir_expr *ix_sub(relay_lower_ctx *c, ir_expr *a, ir_expr *b) {
+  return simp(c, ir_binop(c->arena, IR_SUB, a, b));
+}
+static ir_expr *ix_mul(relay_lower_ctx *c, ir_expr *a, ir_expr *b) {
+  return simp(c, ir_binop(c->arena, IR_MUL, a, b));
+}
+
+/* True when dimensions a and b are provably equal (both int64 shape expressions). */
+static bool dim_equal(relay_lower_ctx *c, ir_expr *a, ir_expr *b) {
+  if (a == b) return true;
+  int64_t x, y;
+  if (relay_dim_const(a, &x) && relay_dim_const(b, &y)) return x == y;
+  ir_expr *d = ix_sub(c, a, b);
+  return d && relay_dim_const(d, &x) && x == 0;
+}
+
+/* The status of a failed expression construction (the constructor recorded it). */
+static kiln_status lower_status(relay_lower_ctx *c) {
+  return c->ctx->code ? c->ctx->code : KILN_ERR_INTERNAL;
+}
+
+static bool dim_is(const ir_expr *d, int64_t v) {
+  int64_t x;
+  return relay_dim_const(d, &x) && x == v;
+}
+
+/* buf[idx[0], ..., idx[ndim-1]]. */
+static ir_expr *load_at(relay_lower_ctx *c, ir_buffer *buf, ir_expr *const *idx) {
+  return ir_load_new(c->arena, buf, buf->ndim, idx);
+}
+
+/* The iterators as index expressions. */
+static void iters_as_exprs(ir_var *const *it, int n, ir_expr **out) {
+  for (int i = 0; i < n; i++) out[i] = (ir_expr *)it[i];
+}
+
+/* What the compute functions need (each op uses some of the fields). */
+typedef struct lower_io {
+  ir_buffer *x, *out;
+  int axis;                 /* concatenate, stack, split, take */
+  int nargs;                /* concatenate, stack */
+  ir_buffer *const *args;   /* concatenate, stack */
+  ir_expr *const *offsets;  /* concatenate: where each argument starts along axis */
+  ir_expr *start;           /* split: where this part starts along axis */
+  ir_expr *first[RELAY_MAX_DIMS]; /* strided_slice: first index per axis */
+  int64_t step[RELAY_MAX_DIMS];   /* strided_slice: stride per axis */
+  take_mode mode;           /* take */
+  ir_buffer *indices;       /* take */
+  int perm[RELAY_MAX_DIMS]; /* transpose: output axis i reads input axis perm[i] */
+} lower_io;
+
+/* ---- cast ---- */
+
+/* The reference's float-to-integer conversion, in TIR: through double, NaN gives 0, values
+ * beyond +-9.2e18 saturate to the int64 limits, the rest truncate toward zero; the int64
+ * is then wrapped to the target width (an integer cast keeps the low bits). The plain TIR
+ * cast would instead be an error in the interpreter and saturate in compiled code. */
+static ir_expr *float_to_int_like_reference(relay_lower_ctx *c, ir_expr *v, kiln_dtype to) {
+  ir_arena *a = c->arena;
+  if (!ir_dt_eq(v->dtype, KILN_FLOAT64)) v = ir_cast_new(a, KILN_FLOAT64, v);
+  ir_expr *lim = ir_float(a, KILN_FLOAT64, 9.2e18);
+  ir_expr *nlim = ir_float(a, KILN_FLOAT64, -9.2e18);
+  ir_expr *i = ir_cast_new(a, KILN_INT64, v);
+  i = ir_select_new(a, ir_binop(a, IR_LE, v, nlim), relay_lower_i64(c, INT64_MIN), i);
+  i = ir_select_new(a, ir_binop(a, IR_GE, v, lim), relay_lower_i64(c, INT64_MAX), i);
+  i = ir_select_new(a, ir_binop(a, IR_NE, v, v), relay_lower_i64(c, 0), i);
+  return ir_dt_eq(to, KILN_INT64) ? i : ir_cast_new(a, to, i);
+}
+
+static ir_expr *cast_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  lower_io *io = ud;
+  ir_expr *idx[RELAY_MAX_DIMS];
+  iters_as_exprs(it, io->x->ndim, idx);
+  ir_expr *v = load_at(c, io->x, idx);
+  kiln_dtype from = io->x->h.dtype, to = io->out->h.dtype;
+  if (!v || ir_dt_eq(from, to)) return v;
+  if (ir_dt_is_float(from) && ir_dt_is_int(to)) return float_to_int_like_reference(c, v, to);
+  return ir_cast_new(c->arena, to, v);
+}
+
+static kiln_status lower_cast(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                              relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  (void)nargs;
+  (void)attrs;
+  (void)nouts;
+  lower_io io = {.x = args[0], .out = outs[0]};
+  return relay_lower_compute(c, "cast", outs[0], 0, NULL, RELAY_REDUCE_NONE, cast_value, &io);
+}
+
+/* ---- reshape, squeeze, expand_dims, nn.batch_flatten ---- */
+
+/* Every op that keeps the row-major element order reads input element "flat index of the
+ * output coordinates". Leading and trailing dimensions that the two shapes share map one to
+ * one; only the dimensions between them go through a flat index (sum of iterators times
+ * strides, then floordiv/floormod by the input's strides), so that squeeze, expand_dims and
+ * most reshapes give plain indices the schedule can work with. */
+static ir_expr *reshape_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  lower_io *io = ud;
+  ir_buffer *x = io->x, *out = io->out;
+  int nin = x->ndim, nout = out->ndim;
+  int pre = 0, post = 0;
+  while (pre < nin && pre < nout && dim_equal(c, x->shape[pre], out->shape[pre])) pre++;
+  while (post < nin - pre && post < nout - pre &&
+         dim_equal(c, x->shape[nin - 1 - post], out->shape[nout - 1 - post]))
+    post++;
+  ir_expr *idx[RELAY_MAX_DIMS];
+  for (int i = 0; i < pre; i++) idx[i] = (ir_expr *)it[i];
+  for (int i = 0; i < post; i++) idx[nin - 1 - i] = (ir_expr *)it[nout - 1 - i];
+  /* the flat index of the output's middle dimensions (row-major), skipping dims of 1 */
+  ir_expr *flat = relay_lower_i64(c, 0), *stride = relay_lower_i64(c, 1);
+  for (int d = nout - post - 1; d >= pre && flat; d--) {
+    if (dim_is(out->shape[d], 1)) continue;
+    flat = ix_add(c, flat, ix_mul(c, (ir_expr *)it[d], stride));
+    stride = ix_mul(c, stride, out->shape[d]);
+  }
+  /* ... taken apart by the input's middle dimensions */
+  stride = relay_lower_i64(c, 1);
+  bool outermost = true; /* the first non-1 middle dim, counted from the outside */
+  int first = pre;
+  while (first < nin - post && dim_is(x->shape[first], 1)) first++;
+  for (int d = nin - post - 1; d >= pre; d--) {
+    if (!flat || !stride) return NULL;
+    if (dim_is(x->shape[d], 1)) {
+      idx[d] = relay_lower_i64(c, 0);
+      continue;
+    }
+    outermost = d == first;
+    ir_expr *q = dim_is(stride, 1) ? flat : ir_binop(c->arena, IR_FLOORDIV, flat, stride);
+    idx[d] = simp(c, outermost ? q : ir_binop(c->arena, IR_FLOORMOD, q, x->shape[d]));
+    stride = ix_mul(c, stride, x->shape[d]);
+  }
+  for (int i = 0; i < nin; i++)
+    if (!idx[i]) return NULL;
+  return load_at(c, x, idx);
+}
+
+/* The shared lowering of reshape, squeeze, expand_dims and nn.batch_flatten; the block is
+ * named after the op. */
+static kiln_status lower_reshape(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                 relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  (void)nargs;
+  (void)attrs;
+  (void)nouts;
+  const char *name = c->op;
+  if (strncmp(name, "nn.", 3) == 0) name += 3;
+  lower_io io = {.x = args[0], .out = outs[0]};
+  return relay_lower_compute(c, name, outs[0], 0, NULL, RELAY_REDUCE_NONE, reshape_value, &io);
+}
+
+/* ---- transpose ---- */
+
+static ir_expr *transpose_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  lower_io *io = ud;
+  ir_expr *idx[RELAY_MAX_DIMS];
+  for (int i = 0; i < io->x->ndim; i++) idx[io->perm[i]] = (ir_expr *)it[i];
+  return load_at(c, io->x, idx);
+}
+
+static kiln_status lower_transpose(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                   relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  (void)nargs;
+  (void)nouts;
+  lower_io io = {.x = args[0], .out = outs[0]};
+  if (!transpose_perm(NULL, args[0]->ndim, attrs[A_AXES], io.perm))
+    return ir_fail(c->ctx, c->span, KILN_ERR_SHAPE, "%s: axes are not a permutation of %d axes",
+                   c->op, (int)args[0]->ndim);
+  return relay_lower_compute(c, "transpose", outs[0], 0, NULL, RELAY_REDUCE_NONE,
+                             transpose_value, &io);
+}
+
+/* ---- concatenate, stack ---- */
+
+/* concatenate: along the axis, output index i belongs to the last argument whose offset is
+ * <= i; a chain of selects picks it (SELECT evaluates only the chosen load). */
+static ir_expr *concatenate_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  lower_io *io = ud;
+  int nd = io->out->ndim, ax = io->axis;
+  ir_expr *idx[RELAY_MAX_DIMS];
+  iters_as_exprs(it, nd, idx);
+  ir_expr *i = (ir_expr *)it[ax], *v = NULL;
+  for (int k = io->nargs - 1; k >= 0; k--) {
+    idx[ax] = ix_sub(c, i, io->offsets[k]);
+    if (!idx[ax]) return NULL;
+    ir_expr *load = load_at(c, io->args[k], idx);
+    if (k == io->nargs - 1) v = load;
+    else v = ir_select_new(c->arena, ir_binop(c->arena, IR_LT, i, io->offsets[k + 1]), load, v);
+    if (!v) return NULL;
+  }
+  return v;
+}
+
+static kiln_status lower_concatenate(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                     relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  (void)nouts;
+  lower_io io = {.out = outs[0], .nargs = nargs, .args = args};
+  if (!norm_axis(NULL, "axis", relay_attr_i(attrs, A_CAT_AXIS), outs[0]->ndim, &io.axis))
+    return ir_fail(c->ctx, c->span, KILN_ERR_SHAPE, "%s: axis %lld is out of range for rank %d",
+                   c->op, (long long)relay_attr_i(attrs, A_CAT_AXIS), (int)outs[0]->ndim);
+  ir_expr **offsets = ir_arena_alloc(c->arena, sizeof(ir_expr *) * (size_t)nargs);
+  if (!offsets) return KILN_ERR_NOMEM;
+  offsets[0] = relay_lower_i64(c, 0);
+  for (int k = 1; k < nargs && offsets[k - 1]; k++)
+    offsets[k] = ix_add(c, offsets[k - 1], args[k - 1]->shape[io.axis]);
+  if (!offsets[nargs - 1]) return lower_status(c);
+  io.offsets = offsets;
+  return relay_lower_compute(c, "concatenate", outs[0], 0, NULL, RELAY_REDUCE_NONE,
+                             concatenate_value, &io);
+}
+
+/* stack: the new axis's index says which argument; the other iterators index it. */
+static ir_expr *stack_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  lower_io *io = ud;
+  int nd = io->out->ndim, ax = io->axis;
+  ir_expr *idx[RELAY_MAX_DIMS];
+  for (int d = 0, j = 0; d < nd; d++)
+    if (d != ax) idx[j++] = (ir_expr *)it[d];
+  ir_expr *v = NULL;
+  for (int k = io->nargs - 1; k >= 0; k--) {
+    ir_expr *load = load_at(c, io->args[k], idx);
+    if (k == io->nargs - 1) v = load;
+    else
+      v = ir_select_new(c->arena,
+                        ir_binop(c->arena, IR_EQ, (ir_expr *)it[ax], relay_lower_i64(c, k)), load,
+                        v);
+    if (!v) return NULL;
+  }
+  return v;
+}
+
+static kiln_status lower_stack(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                               relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  (void)nouts;
+  lower_io io = {.out = outs[0], .nargs = nargs, .args = args};
+  if (!norm_axis(NULL, "axis", relay_attr_i(attrs, A_CAT_AXIS), outs[0]->ndim, &io.axis))
+    return ir_fail(c->ctx, c->span, KILN_ERR_SHAPE, "%s: axis %lld is out of range for rank %d",
+                   c->op, (long long)relay_attr_i(attrs, A_CAT_AXIS), (int)outs[0]->ndim);
+  return relay_lower_compute(c, "stack", outs[0], 0, NULL, RELAY_REDUCE_NONE, stack_value, &io);
+}
+
+/* ---- split ---- */
+
+/* One stage per part: part k reads the input shifted by where it starts along the axis (the
+ * sum of the earlier parts' sizes, taken from the output buffers). */
+static ir_expr *split_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  lower_io *io = ud;
+  ir_expr *idx[RELAY_MAX_DIMS];
+  iters_as_exprs(it, io->x->ndim, idx);
+  idx[io->axis] = ix_add(c, idx[io->axis], io->start);
+  return idx[io->axis] ? load_at(c, io->x, idx) : NULL;
+}
+
+static kiln_status lower_split(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                               relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  (void)nargs;
+  lower_io io = {.x = args[0]};
+  if (!norm_axis(NULL, "axis", relay_attr_i(attrs, A_SPLIT_AXIS), args[0]->ndim, &io.axis))
+    return ir_fail(c->ctx, c->span, KILN_ERR_SHAPE, "%s: axis %lld is out of range for rank %d",
+                   c->op, (long long)relay_attr_i(attrs, A_SPLIT_AXIS), (int)args[0]->ndim);
+  io.start = relay_lower_i64(c, 0);
+  for (int k = 0; k < nouts; k++) {
+    if (!io.start) return lower_status(c);
+    io.out = outs[k];
+    kiln_status st = relay_lower_compute(c, "split", outs[k], 0, NULL, RELAY_REDUCE_NONE,
+                                         split_value, &io);
+    if (st) return st;
+    io.start = ix_add(c, io.start, outs[k]->shape[io.axis]);
+  }
+  return KILN_OK;
+}
+
+/* ---- strided_slice ---- */
+
+static ir_expr *strided_slice_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  lower_io *io = ud;
+  ir_expr *idx[RELAY_MAX_DIMS];
+  for (int d = 0; d < io->x->ndim; d++) {
+    idx[d] = ix_add(c, io->first[d], ix_mul(c, (ir_expr *)it[d], relay_lower_i64(c, io->step[d])));
+    if (!idx[d]) return NULL;
+  }
+  return load_at(c, io->x, idx);
+}
+
+/* The first index of a sliced axis of size d, as slice_count computes it but on an int64
+ * expression (symbolic sizes are known only at run time): a negative begin counts from
+ * the end, then it is clamped to [0, d] (to [-1, d - 1] for a negative stride). */
+static ir_expr *slice_first(relay_lower_ctx *c, ir_expr *d, const slice_axis *sa) {
+  ir_arena *a = c->arena;
+  ir_expr *b = relay_lower_i64(c, sa->begin);
+  if (sa->begin < 0) b = ir_binop(a, IR_ADD, b, d);
+  ir_expr *lo = relay_lower_i64(c, sa->stride > 0 ? 0 : -1);
+  ir_expr *hi = sa->stride > 0 ? d : ir_binop(a, IR_SUB, d, relay_lower_i64(c, 1));
+  return simp(c, ir_binop(a, IR_MAX, ir_binop(a, IR_MIN, b, hi), lo));
+}
+
+static kiln_status lower_strided_slice(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                       relay_attr *const *attrs, int nouts,
+                                       ir_buffer *const *outs) {
+  (void)nargs;
+  (void)nouts;
+  lower_io io = {.x = args[0], .out = outs[0]};
+  slice_axis sp[RELAY_MAX_DIMS];
+  if (!slice_spec(NULL, args[0]->ndim, attrs, sp))
+    return ir_fail(c->ctx, c->span, KILN_ERR_SHAPE, "%s: bad slice attributes for rank %d",
+                   c->op, (int)args[0]->ndim);
+  for (int d = 0; d < args[0]->ndim; d++) {
+    io.step[d] = sp[d].sliced ? sp[d].stride : 1;
+    io.first[d] = sp[d].sliced ? slice_first(c, args[0]->shape[d], &sp[d]) : relay_lower_i64(c, 0);
+    if (!io.first[d]) return lower_status(c);
+  }
+  return relay_lower_compute(c, "strided_slice", outs[0], 0, NULL, RELAY_REDUCE_NONE,
+                             strided_slice_value, &io);
+}
+
+/* ---- take ---- */
+
+/* out[pre, j, post] = data[pre, fix(indices[j]), post], where fix applies the mode to the
+ * index (read as int64): clip clamps to [0, d - 1], wrap takes it modulo d (floormod, as
+ * Python), raise maps [-d, -1] to [0, d - 1]. The reference reports an index out of range
+ * in raise mode; compiled code cannot, so it clamps such indices (never reading outside
+ * data) and the result for them is unspecified. */
+static ir_expr *take_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  lower_io *io = ud;
+  ir_arena *a = c->arena;
+  ir_buffer *x = io->x, *ind = io->indices;
+  int ax = io->axis;
+  ir_expr *jdx[RELAY_MAX_DIMS], *idx[RELAY_MAX_DIMS];
+  iters_as_exprs(it + ax, ind->ndim, jdx);
+  ir_expr *v = load_at(c, ind, jdx);
+  if (v && !ir_dt_eq(v->dtype, KILN_INT64)) v = ir_cast_new(a, KILN_INT64, v);
+  ir_expr *d = x->shape[ax], *zero = relay_lower_i64(c, 0);
+  ir_expr *last = ix_sub(c, d, relay_lower_i64(c, 1));
+  if (io->mode == TAKE_WRAP) {
+    v = ir_binop(a, IR_FLOORMOD, v, d);
+  } else {
+    if (io->mode != TAKE_CLIP) /* raise: negative counts from the end */
+      v = ir_select_new(a, ir_binop(a, IR_LT, v, zero), ir_binop(a, IR_ADD, v, d), v);
+    v = ir_binop(a, IR_MIN, ir_binop(a, IR_MAX, v, zero), last);
+  }
+  for (int i = 0; i < ax; i++) idx[i] = (ir_expr *)it[i];
+  idx[ax] = v;
+  for (int i = ax + 1; i < x->ndim; i++) idx[i] = (ir_expr *)it[i - 1 + ind->ndim];
+  return v ? load_at(c, x, idx) : NULL;
+}
+
+static kiln_status lower_take(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                              relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
+  (void)nargs;
+  (void)nouts;
+  lower_io io = {.x = args[0], .indices = args[1], .out = outs[0],
+                 .mode = take_mode_of(attrs[A_MODE]->s)};
+  if (!norm_axis(NULL, "axis", relay_attr_i(attrs, A_TAKE_AXIS), args[0]->ndim, &io.axis))
+    return ir_fail(c->ctx, c->span, KILN_ERR_SHAPE, "%s: axis %lld is out of range for rank %d",
+                   c->op, (long long)relay_attr_i(attrs, A_TAKE_AXIS), (int)args[0]->ndim);
+  return relay_lower_compute(c, "take", outs[0], 0, NULL, RELAY_REDUCE_NONE, take_value, &io);
+}
+
+/* ---- broadcast_to ---- */
+
+static ir_expr *broadcast_to_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  lower_io *io = ud;
+  return relay_lower_load_bcast(c, io->x, io->out->ndim, it);
+}
+
+static kiln_status lower_broadcast_to(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
+                                      relay_attr *const *attrs, int nouts,
+                                      ir_buffer *const *outs) {
+  (void)nargs;
+  (void)attrs;
+  (void)nouts;
+  lower_io io = {.x = args[0], .out = outs[0]};
+  return relay_lower_compute(c, "broadcast_to", outs[0], 0, NULL, RELAY_REDUCE_NONE,
+                             broadcast_to_value, &io);
+}
+
 /* ---- The table ------------------------------------------------------------------------ */
 
 const relay_op relay_ops_transform[] = {
     {"cast", 1, 1, RELAY_ELEMWISE, 1, cast_attrs, infer_cast, eval_cast,
-     "converts elements to another dtype (floats to integers truncate)"},
+     "converts elements to another dtype (floats to integers truncate)", lower_cast},
     {"reshape", 1, 1, RELAY_INJECTIVE, 1, reshape_attrs, infer_reshape, eval_copy,
-     "new shape with the same elements (0 copies a dimension, -1 infers one)"},
+     "new shape with the same elements (0 copies a dimension, -1 infers one)", lower_reshape},
     {"transpose", 1, 1, RELAY_INJECTIVE, 1, transpose_attrs, infer_transpose, eval_transpose,
-     "permutes the axes (empty axes: reverses them)"},
+     "permutes the axes (empty axes: reverses them)", lower_transpose},
     {"squeeze", 1, 1, RELAY_INJECTIVE, 1, squeeze_attrs, infer_squeeze, eval_copy,
-     "drops dimensions of 1 (the listed ones, or all)"},
+     "drops dimensions of 1 (the listed ones, or all)", lower_reshape},
     {"expand_dims", 1, 1, RELAY_INJECTIVE, 2, expand_dims_attrs, infer_expand_dims, eval_copy,
-     "inserts num_newaxis dimensions of 1 at axis"},
+     "inserts num_newaxis dimensions of 1 at axis", lower_reshape},
     {"nn.batch_flatten", 1, 1, RELAY_INJECTIVE, 0, NULL, infer_batch_flatten, eval_copy,
-     "(N, d1, d2, ...) -> (N, d1 * d2 * ...)"},
+     "(N, d1, d2, ...) -> (N, d1 * d2 * ...)", lower_reshape},
     {"concatenate", 1, -1, RELAY_INJECTIVE, 1, axis0_attrs, infer_concatenate, eval_concatenate,
-     "joins the argument tensors (not a tuple) along axis"},
+     "joins the argument tensors (not a tuple) along axis", lower_concatenate},
     {"stack", 1, -1, RELAY_INJECTIVE, 1, axis0_attrs, infer_stack, eval_stack,
-     "joins the argument tensors (not a tuple) along a new axis"},
+     "joins the argument tensors (not a tuple) along a new axis", lower_stack},
     {"split", 1, 1, RELAY_INJECTIVE, 3, split_attrs, infer_split, eval_split,
-     "a tuple of parts along axis: at the split points `indices`, or `sections` equal parts"},
+     "a tuple of parts along axis: at the split points `indices`, or `sections` equal parts",
+     lower_split},
     {"strided_slice", 1, 1, RELAY_INJECTIVE, 4, strided_slice_attrs, infer_strided_slice,
-     eval_strided_slice, "x[begin:end:strides] on the given axes (numpy semantics)"},
+     eval_strided_slice, "x[begin:end:strides] on the given axes (numpy semantics)",
+     lower_strided_slice},
     {"take", 2, 2, RELAY_INJECTIVE, 2, take_attrs, infer_take, eval_take,
-     "slices of data along axis at integer indices (mode clip, wrap or raise)"},
+     "slices of data along axis at integer indices (mode clip, wrap or raise)", lower_take},
     {"broadcast_to", 1, 1, RELAY_INJECTIVE, 1, broadcast_to_attrs, infer_broadcast_to,
-     eval_broadcast_to, "x stretched to a constant shape"},
+     eval_broadcast_to, "x stretched to a constant shape", lower_broadcast_to},
 };
 const int relay_ops_transform_count = sizeof relay_ops_transform / sizeof relay_ops_transform[0];

@@ -1,0 +1,434 @@
+/* rules.c: default schedules. Without any measurement, every block of a lowered PrimFunc
+ * gets a schedule built from the primitives, so it records into the trace like a hand-written
+ * schedule and is one point of the design space the tuner samples (tile sizes go through
+ * sample_perfect_tile with the default as the decision). The rules, in order:
+ *   1. inline: elementwise, broadcast and injective blocks that write intermediates are
+ *      inlined into their consumers (padding stages of tiled ops are kept for step 2);
+ *   2. tile: multiply-accumulate reductions (conv2d, dense, matmul, batch_matmul) get a
+ *      register tile: the innermost spatial axis split by two vector widths (vectorized), the
+ *      next one by up to 8-12 rows (unrolled), reduce loops between the outer and the inner
+ *      tile loops, outer loops fused and parallel, the init decomposed, the accumulator
+ *      either the op's intermediate output or a "local" cache_write, with the epilogue
+ *      (fused elementwise ops, or the write-back) computed at the tile, and the padding stage
+ *      computed at the tile too; the pipeline's compaction then shrinks the accumulator to
+ *      the tile so that LLVM keeps it in registers;
+ *   3. reduce: other reductions (sums, pooling, softmax and layer_norm stages) run their
+ *      spatial loops fused and parallel;
+ *   4. elementwise: the remaining blocks (outputs) fuse all loops, split by the vector width,
+ *      vectorize the inner part and run the outer part in parallel.
+ * A rule whose primitive refuses (a precondition does not hold) skips that step: primitives
+ * leave the schedule unchanged when they fail. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kiln/kiln.h"
+#include "schedule/schedule.h"
+#include "target/target.h"
+
+/* Below this many loop iterations a parallel launch costs more than it gains. */
+enum { PARALLEL_MIN_WORK = 4096, MAX_LOOPS = 32 };
+
+/* A refused primitive (KILN_ERR_SCHEDULE) is a rule not applying: clear and go on. Other
+ * errors (memory, internal) stop the rules. */
+#define TRY_SOFT(st, call)                                           \
+  do {                                                               \
+    (st) = (call);                                                   \
+    if ((st) == KILN_ERR_SCHEDULE) ir_clear_error(s->ctx);           \
+    else if ((st) != KILN_OK) return (st);                           \
+  } while (0)
+
+static const char *annot_str(const ir_block *b, const char *key) {
+  for (int i = 0; i < b->nannots; i++)
+    if (strcmp(b->annots[i]->key, key) == 0) {
+      const ir_str_imm *v = ir_as_str(b->annots[i]->value);
+      return v ? v->value : NULL;
+    }
+  return NULL;
+}
+
+static bool is_param(const ir_func *f, const ir_buffer *b) {
+  for (int i = 0; i < f->nparams; i++)
+    if (f->params[i] == &b->h) return true;
+  return false;
+}
+
+static bool has_reduce(const ir_block *b) {
+  for (int i = 0; i < b->niters; i++)
+    if (b->iters[i]->iter_type == IR_ITER_REDUCE) return true;
+  return false;
+}
+
+static bool is_tileable_op(const char *op) {
+  static const char *const ops[] = {"nn.conv2d", "nn.conv2d_transpose", "nn.dense", "nn.matmul",
+                                    "nn.batch_matmul"};
+  for (size_t i = 0; op && i < sizeof ops / sizeof ops[0]; i++)
+    if (strcmp(op, ops[i]) == 0) return true;
+  return false;
+}
+
+static bool is_pad_stage(const ir_block *b) {
+  const char *st = annot_str(b, "stage");
+  return st && strcmp(st, "pad") == 0;
+}
+
+/* A block the tile rule takes: a reduction of a tileable op that is not its padding. */
+static bool is_tile_block(const ir_block *b) {
+  return has_reduce(b) && !is_pad_stage(b) && is_tileable_op(annot_str(b, "op"));
+}
+
+static bool is_injective(const ir_block *b) {
+  const char *p = annot_str(b, "pattern");
+  if (!p) return !has_reduce(b) && !b->init;
+  return !has_reduce(b) && (strcmp(p, "elemwise") == 0 || strcmp(p, "broadcast") == 0 ||
+                            strcmp(p, "injective") == 0);
+}
+
+/* The block's loops with their constant extents (-1 if symbolic) and whether each is bound
+ * to a reduce iterator. */
+typedef struct loop_info {
+  int n;
+  sch_rv rv[MAX_LOOPS];
+  int64_t extent[MAX_LOOPS];
+  bool reduce[MAX_LOOPS];
+} loop_info;
+
+static kiln_status loops_of(sch_schedule *s, sch_rv block, loop_info *li) {
+  int n;
+  sch_rv *loops;
+  kiln_status st = sch_get_loops(s, block, &n, &loops);
+  if (st) return st;
+  ir_block_realize *r;
+  if ((st = sch_get_realize(s, "default rules", block, &r))) return st;
+  if (n > MAX_LOOPS) n = MAX_LOOPS;
+  li->n = n;
+  for (int i = 0; i < n; i++) {
+    ir_for *f;
+    if ((st = sch_get_for(s, "default rules", loops[i], &f))) return st;
+    li->rv[i] = loops[i];
+    const ir_int_imm *e = ir_as_int(f->extent);
+    li->extent[i] = e ? e->value : -1;
+    li->reduce[i] = false;
+    for (int k = 0; k < r->nvalues && k < r->block->niters; k++)
+      if (r->block->iters[k]->iter_type == IR_ITER_REDUCE) {
+        /* bound to a reduce iterator if the loop variable appears in its binding */
+        const ir_node *v = r->values[k];
+        if (v == &f->var->h) li->reduce[i] = true;
+      }
+  }
+  return KILN_OK;
+}
+
+static int64_t work_of(const loop_info *li) {
+  int64_t w = 1;
+  for (int i = 0; i < li->n; i++) {
+    if (li->extent[i] < 0) return INT64_MAX / 4;
+    w *= li->extent[i];
+    if (w > INT64_MAX / 1024) return w;
+  }
+  return w;
+}
+
+/* The largest divisor of n not above cap (and >= 1). */
+static int64_t divisor_at_most(int64_t n, int64_t cap) {
+  for (int64_t d = cap < n ? cap : n; d > 1; d--)
+    if (n % d == 0) return d;
+  return 1;
+}
+
+static int lanes_for(const sch_target_info *t, kiln_dtype dt) {
+  int bits = dt.bits ? dt.bits : 32;
+  int l = t->vector_bits / bits;
+  return l >= 1 ? l : 1;
+}
+
+/* Splits a loop of constant extent in two with the perfect tile (extent / inner, inner),
+ * recorded as a sampling instruction with that decision. */
+static kiln_status split2(sch_schedule *s, sch_rv loop, int64_t extent, int64_t inner,
+                          int64_t max_inner, sch_rv out[2]) {
+  int64_t decision[2] = {extent / inner, inner};
+  sch_rv f[2];
+  kiln_status st = sch_sample_perfect_tile(s, loop, 2, (int)max_inner, decision, f);
+  if (st) return st;
+  return sch_split(s, loop, 2, f, out);
+}
+
+/* The element type a block writes (for the vector width). */
+static kiln_dtype written_dtype(const ir_block *b) {
+  if (b->nwrites > 0) return b->writes[0]->buffer->h.dtype;
+  return (kiln_dtype){KILN_TYPE_FLOAT, 32, 1};
+}
+
+/* Vectorizes the innermost loop of block and unrolls the ones between `outer` (excluded)
+ * and it when they are short: for epilogues and inits placed inside a tile. */
+static kiln_status vectorize_tail(sch_schedule *s, sch_rv block, ir_var *outer) {
+  loop_info li;
+  kiln_status st = loops_of(s, block, &li);
+  if (st) return st;
+  int first = 0;
+  for (int i = 0; i < li.n; i++) {
+    const sch_rv_info *r = sch_rv_get(s, li.rv[i]);
+    if (r && r->loop == outer) first = i + 1;
+  }
+  if (first >= li.n) return KILN_OK;
+  TRY_SOFT(st, sch_vectorize(s, li.rv[li.n - 1]));
+  for (int i = first; i < li.n - 1; i++)
+    if (li.extent[i] > 0 && li.extent[i] <= 16) TRY_SOFT(st, sch_unroll(s, li.rv[i]));
+  return KILN_OK;
+}
+
+/* Step 2: the register tile. */
+static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv block,
+                             const char *name, bool *handled_epilogue, char *epilogue_name,
+                             size_t epilogue_cap) {
+  kiln_status st;
+  *handled_epilogue = false;
+  ir_block_realize *r;
+  if ((st = sch_get_realize(s, "default rules", block, &r))) return st;
+  const ir_block *blk = r->block;
+  if (blk->nwrites != 1) return KILN_OK;
+  const ir_buffer *out = blk->writes[0]->buffer;
+  int lanes = lanes_for(t, out->h.dtype);
+
+  /* the accumulator: the op's own intermediate output when one spatial consumer (the fused
+   * epilogue) reads it, else a local cache written back by a new block */
+  sch_rv epilogue = SCH_RV_NONE;
+  ir_block_realize *scope;
+  if ((st = sch_scope_of(s, &r->h, &scope))) return st;
+  if (!is_param(s->func, out)) {
+    int nr;
+    ir_block_realize **readers;
+    if ((st = sch_readers_of(s, scope, out, &nr, &readers))) return st;
+    if (nr == 1 && !has_reduce(readers[0]->block)) {
+      snprintf(epilogue_name, epilogue_cap, "%s", readers[0]->block->name);
+      if ((st = sch_get_block(s, epilogue_name, &epilogue))) return st;
+      *handled_epilogue = true;
+    }
+  } else {
+    sch_rv wb;
+    TRY_SOFT(st, sch_cache_write(s, block, 0, "local", &wb));
+    if (st == KILN_OK) epilogue = wb;
+  }
+
+  /* padding (or any other injective producer left at the root): computed per tile below */
+  sch_rv pads[8];
+  int npads = 0;
+  for (int i = 0; i < blk->nreads && npads < 8; i++) {
+    int nw;
+    ir_block_realize **writers;
+    if ((st = sch_writers_of(s, scope, blk->reads[i]->buffer, &nw, &writers))) return st;
+    if (nw == 1 && is_injective(writers[0]->block) && writers[0] != r)
+      if ((st = sch_get_block(s, writers[0]->block->name, &pads[npads++]))) return st;
+  }
+
+  loop_info li;
+  if ((st = loops_of(s, block, &li))) return st;
+  int spatial[MAX_LOOPS], nsp = 0, red[MAX_LOOPS], nred = 0;
+  for (int i = 0; i < li.n; i++) {
+    if (li.extent[i] < 0) return KILN_OK; /* symbolic extents: leave the block as lowered */
+    if (li.reduce[i]) red[nred++] = i;
+    else spatial[nsp++] = i;
+  }
+  if (nsp == 0 || nred == 0) return KILN_OK;
+
+  /* inner tile: columns (vector axis) and rows */
+  int jl = spatial[nsp - 1];
+  int64_t ej = li.extent[jl];
+  int64_t jt = ej % (2 * lanes) == 0 ? 2 * lanes : ej % lanes == 0 ? lanes
+                                                                     : divisor_at_most(ej, 2 * lanes);
+  sch_rv jpair[2];
+  if ((st = split2(s, li.rv[jl], ej, jt, 2 * lanes, jpair))) return st;
+  int64_t vec_regs = (jt + lanes - 1) / lanes;
+  int64_t rows_cap = 24 / vec_regs;
+  if (rows_cap > 12) rows_cap = 12;
+  if (rows_cap < 1) rows_cap = 1;
+  sch_rv ipair[2] = {SCH_RV_NONE, SCH_RV_NONE};
+  if (nsp >= 2) {
+    int il = spatial[nsp - 2];
+    int64_t it = divisor_at_most(li.extent[il], rows_cap);
+    if ((st = split2(s, li.rv[il], li.extent[il], it, rows_cap, ipair))) return st;
+  }
+
+  /* order: other spatial loops, columns outer, rows outer | reduce loops | rows, columns */
+  sch_rv order[MAX_LOOPS + 2];
+  int no = 0, nouter;
+  for (int k = 0; k < nsp - (nsp >= 2 ? 2 : 1); k++) order[no++] = li.rv[spatial[k]];
+  order[no++] = jpair[0];
+  if (nsp >= 2) order[no++] = ipair[0];
+  nouter = no;
+  for (int k = 0; k < nred; k++) order[no++] = li.rv[red[k]];
+  if (nsp >= 2) order[no++] = ipair[1];
+  order[no++] = jpair[1];
+  if ((st = sch_reorder(s, no, order))) return st;
+
+  sch_rv outer = order[0];
+  if (nouter >= 2 && (st = sch_fuse(s, nouter, order, &outer))) return st;
+  if (work_of(&li) >= PARALLEL_MIN_WORK) TRY_SOFT(st, sch_parallel(s, outer));
+  if (nsp >= 2) TRY_SOFT(st, sch_unroll(s, ipair[1]));
+  TRY_SOFT(st, sch_vectorize(s, jpair[1]));
+
+  /* the init before the reduce loops, vectorized like the tile */
+  sch_rv init;
+  TRY_SOFT(st, sch_decompose_reduction(s, block, order[nouter], &init));
+  const sch_rv_info *oi = sch_rv_get(s, outer);
+  ir_var *outer_var = oi ? oi->loop : NULL;
+  if (st == KILN_OK && (st = vectorize_tail(s, init, outer_var))) return st;
+
+  /* the epilogue and the padding at the tile */
+  if (epilogue != SCH_RV_NONE) {
+    TRY_SOFT(st, sch_reverse_compute_at(s, epilogue, outer, false));
+    if (st == KILN_OK && (st = vectorize_tail(s, epilogue, outer_var))) return st;
+  }
+  for (int k = 0; k < npads; k++) {
+    TRY_SOFT(st, sch_compute_at(s, pads[k], outer, false));
+    if (st != KILN_OK) TRY_SOFT(st, sch_compute_inline(s, pads[k]));
+  }
+  (void)name;
+  return KILN_OK;
+}
+
+/* Step 3: reductions keep their loop order; the spatial loops in front fuse and go parallel. */
+static kiln_status reduce_rule(sch_schedule *s, sch_rv block) {
+  loop_info li;
+  kiln_status st = loops_of(s, block, &li);
+  if (st) return st;
+  int nfront = 0;
+  while (nfront < li.n && !li.reduce[nfront]) nfront++;
+  if (nfront == 0) return KILN_OK;
+  int64_t front_work = 1;
+  for (int i = 0; i < nfront; i++) front_work = li.extent[i] < 0 ? INT64_MAX / 4 : front_work * li.extent[i];
+  sch_rv outer = li.rv[0];
+  if (nfront >= 2) TRY_SOFT(st, sch_fuse(s, nfront, li.rv, &outer));
+  if (st == KILN_OK && front_work >= 2 && work_of(&li) >= PARALLEL_MIN_WORK)
+    TRY_SOFT(st, sch_parallel(s, outer));
+  return KILN_OK;
+}
+
+/* Step 4: an elementwise block writing an output: fuse, split by the vector width. */
+static kiln_status elementwise_rule(sch_schedule *s, const sch_target_info *t, sch_rv block) {
+  loop_info li;
+  kiln_status st = loops_of(s, block, &li);
+  if (st) return st;
+  if (li.n == 0) return KILN_OK;
+  ir_block_realize *r;
+  if ((st = sch_get_realize(s, "default rules", block, &r))) return st;
+  int lanes = lanes_for(t, written_dtype(r->block));
+  sch_rv fused = li.rv[0];
+  if (li.n >= 2) {
+    TRY_SOFT(st, sch_fuse(s, li.n, li.rv, &fused));
+    if (st != KILN_OK) fused = li.rv[li.n - 1]; /* not perfectly nested: the innermost */
+  }
+  ir_for *f;
+  if ((st = sch_get_for(s, "default rules", fused, &f))) return st;
+  const ir_int_imm *e = ir_as_int(f->extent);
+  int64_t extent = e ? e->value : -1;
+  if (extent >= 0 && extent < lanes) {
+    if (extent > 1) TRY_SOFT(st, sch_vectorize(s, fused));
+    return KILN_OK;
+  }
+  sch_rv parts[2], factors[2] = {sch_int(s, -1), sch_int(s, lanes)};
+  if (factors[0] == SCH_RV_NONE || factors[1] == SCH_RV_NONE) return KILN_ERR_NOMEM;
+  TRY_SOFT(st, sch_split(s, fused, 2, factors, parts));
+  if (st != KILN_OK) return KILN_OK;
+  TRY_SOFT(st, sch_vectorize(s, parts[1]));
+  if (work_of(&li) >= PARALLEL_MIN_WORK) TRY_SOFT(st, sch_parallel(s, parts[0]));
+  return KILN_OK;
+}
+
+/* The names of the blocks directly under the root, in order (the RVs of get_child_blocks go
+ * stale as blocks are inlined, names do not). */
+typedef struct name_list {
+  int n;
+  char names[256][128];
+} name_list;
+
+static kiln_status stage_names(sch_schedule *s, sch_rv root, name_list *nl) {
+  int n;
+  sch_rv *blocks;
+  kiln_status st = sch_get_child_blocks(s, root, &n, &blocks);
+  if (st) return st;
+  nl->n = 0;
+  for (int i = 0; i < n && nl->n < 256; i++) {
+    const sch_rv_info *r = sch_rv_get(s, blocks[i]);
+    snprintf(nl->names[nl->n++], sizeof nl->names[0], "%s", r->block);
+  }
+  return KILN_OK;
+}
+
+static bool block_exists(sch_schedule *s, const char *name, ir_block_realize **out) {
+  sch_rv rv = sch_new_block_rv(s, name); /* a lookup handle, not an instruction */
+  if (rv == SCH_RV_NONE) return false;
+  kiln_status st = sch_get_realize(s, "default rules", rv, out);
+  if (st) ir_clear_error(s->ctx);
+  return st == KILN_OK;
+}
+
+void sch_target_info_from(const tgt_target *t, sch_target_info *out) {
+  out->vector_bits = t->vector_bits > 0 ? t->vector_bits : 128;
+  out->num_threads = t->num_cores > 0 ? t->num_cores : 1;
+  /* x86 cores since Haswell and big Arm cores issue two FMAs per cycle */
+  out->num_fma_units = 2;
+  out->l1_bytes = t->l1_bytes;
+  out->l2_bytes = t->l2_bytes;
+}
+
+kiln_status sch_apply_default_rules(sch_schedule *s, const sch_target_info *t) {
+  if (!s || !t) return KILN_ERR_MISUSE;
+  kiln_status st;
+  sch_rv root;
+  if ((st = sch_get_block(s, "root", &root))) return st;
+  name_list *nl = ir_malloc(s->ctx, sizeof *nl);
+  name_list *done = ir_malloc(s->ctx, sizeof *done);
+  if (!nl || !done) {
+    if (nl) ir_free(s->ctx, nl, sizeof *nl);
+    if (done) ir_free(s->ctx, done, sizeof *done);
+    return KILN_ERR_NOMEM;
+  }
+  done->n = 0;
+  if ((st = stage_names(s, root, nl))) goto out;
+
+  /* 1. inline injective producers (not the padding of tiled blocks) */
+  for (int i = 0; i < nl->n; i++) {
+    ir_block_realize *r;
+    if (!block_exists(s, nl->names[i], &r)) continue;
+    const ir_block *b = r->block;
+    if (!is_injective(b) || b->nwrites != 1 || is_param(s->func, b->writes[0]->buffer)) continue;
+    if (is_pad_stage(b) && is_tileable_op(annot_str(b, "op"))) continue;
+    sch_rv rv;
+    if ((st = sch_get_block(s, nl->names[i], &rv))) goto out;
+    st = sch_compute_inline(s, rv);
+    if (st == KILN_ERR_SCHEDULE) ir_clear_error(s->ctx);
+    else if (st) goto out;
+  }
+  st = KILN_OK;
+
+  /* 2. tiles, with their epilogues */
+  if ((st = stage_names(s, root, nl))) goto out;
+  for (int i = 0; i < nl->n; i++) {
+    ir_block_realize *r;
+    if (!block_exists(s, nl->names[i], &r) || !is_tile_block(r->block)) continue;
+    sch_rv rv;
+    if ((st = sch_get_block(s, nl->names[i], &rv))) goto out;
+    bool handled;
+    char epi[128] = "";
+    if ((st = tile_rule(s, t, rv, nl->names[i], &handled, epi, sizeof epi))) goto out;
+    if (done->n < 255) snprintf(done->names[done->n++], sizeof done->names[0], "%s", nl->names[i]);
+    if (handled && done->n < 255) snprintf(done->names[done->n++], sizeof done->names[0], "%s", epi);
+  }
+
+  /* 3 and 4: what is left at the root */
+  if ((st = stage_names(s, root, nl))) goto out;
+  for (int i = 0; i < nl->n; i++) {
+    bool skip = false;
+    for (int k = 0; k < done->n && !skip; k++) skip = strcmp(done->names[k], nl->names[i]) == 0;
+    ir_block_realize *r;
+    if (skip || !block_exists(s, nl->names[i], &r)) continue;
+    sch_rv rv;
+    if ((st = sch_get_block(s, nl->names[i], &rv))) goto out;
+    st = has_reduce(r->block) ? reduce_rule(s, rv) : elementwise_rule(s, t, rv);
+    if (st) goto out;
+  }
+out:
+  ir_free(s->ctx, nl, sizeof *nl);
+  ir_free(s->ctx, done, sizeof *done);
+  return st;
+}

@@ -1,0 +1,257 @@
+/* test_sch_rules.c: the default schedule rules (schedule/rules.c). Fused Relay groups (a
+ * matmul, conv2d + bias + relu, dense, pooling, softmax, layer_norm, reductions, elementwise
+ * chains) are lowered, scheduled by the rules, run through the lowering pipeline and checked
+ * against the Relay reference (tests/lower_harness.h); the schedules are checked for what the
+ * rules promise (register tile with a vectorized inner loop, parallel outer loop, init
+ * decomposed, epilogue and padding at the tile, a compacted accumulator), their traces replay
+ * to the same function, and the compiled kernels agree with the interpreter. */
+#include "lower_harness.h"
+#include "schedule/schedule.h"
+#include "target/codegen.h"
+#include "target/target.h"
+
+static const sch_target_info avx512 = {512, 2, 2, 48 << 10, 1 << 20};
+
+/* The extra step of the harness: default rules on a fresh schedule. */
+static ir_func *default_schedule(kiln_context *ctx, ir_arena *arena, ir_func *f, void *ud) {
+  const sch_target_info *t = ud ? ud : &avx512;
+  sch_schedule *s = sch_new(ctx, f, 1);
+  if (!s) return NULL;
+  ir_func *out = NULL;
+  if (sch_apply_default_rules(s, t) == KILN_OK) out = (ir_func *)ir_deep_copy(arena, &s->func->h);
+  sch_free(s);
+  return out;
+}
+
+static void check_scheduled(kiln_context *ctx, const char *text, double tol) {
+  lh_case c = {.relay_text = text, .rtol = tol, .atol = tol, .extra = default_schedule};
+  lh_check(ctx, &c);
+}
+
+/* Lowers `main` of a module and returns a schedule with the default rules applied. */
+static sch_schedule *scheduled(kiln_context *ctx, relay_module *m, ir_arena *a,
+                               const sch_target_info *t) {
+  ir_func *pf = lh_lower(ctx, m, "main", a);
+  sch_schedule *s = sch_new(ctx, pf, 1);
+  ck_assert_ptr_nonnull(s);
+  ck_ok(ctx, sch_apply_default_rules(s, t));
+  ck_ok(ctx, ir_verify_func(ctx, s->func));
+  return s;
+}
+
+static bool trace_has(const sch_schedule *s, int kind) {
+  for (int i = 0; i < s->trace.ninsts; i++)
+    if (s->trace.insts[i].kind == kind) return true;
+  return false;
+}
+
+static char *text_of(kiln_context *ctx, const ir_func *f) {
+  char *t = ir_node_to_string(ctx, &f->h);
+  ck_assert_ptr_nonnull(t);
+  return t;
+}
+
+static const char *matmul_text =
+    "def @main(%a: Tensor[(64, 40), float32], %b: Tensor[(40, 96), float32]) {\n"
+    "  nn.matmul(%a, %b)\n"
+    "}\n";
+
+/* The matmul's schedule: everything the tile rule promises is in the trace and the text. */
+START_TEST(test_matmul_tile_structure) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  relay_module *m = lh_parse(ctx, matmul_text);
+  ir_arena *a = ir_arena_new(ctx);
+  sch_schedule *s = scheduled(ctx, m, a, &avx512);
+  static const int want[] = {SCH_INST_CACHE_WRITE, SCH_INST_SAMPLE_PERFECT_TILE, SCH_INST_SPLIT,
+                             SCH_INST_REORDER, SCH_INST_FUSE, SCH_INST_PARALLEL,
+                             SCH_INST_VECTORIZE, SCH_INST_UNROLL,
+                             SCH_INST_DECOMPOSE_REDUCTION, SCH_INST_REVERSE_COMPUTE_AT};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    ck_assert_msg(trace_has(s, want[i]), "the trace lacks %s", sch_inst_name(want[i]));
+  /* after the pipeline the accumulator is an 8 x 32 tile (two AVX-512 vectors wide) */
+  ir_func *low = NULL;
+  ir_lower_options o = {0, true};
+  ck_ok(ctx, ir_lower_func(ctx, a, s->func, &o, &low));
+  char *t = text_of(ctx, low);
+  bool par = strstr(t, "parallel(") != NULL;
+  bool tile = strstr(t, "[256]") != NULL || strstr(t, "[256i64]") != NULL;
+  if (!par || !tile) fprintf(stderr, "%s\n", t);
+  ck_assert_msg(par, "no parallel loop");
+  ck_assert_msg(tile, "the accumulator is not an 8 x 32 tile");
+  kiln_string_free(ctx, t);
+  sch_free(s);
+  ir_arena_free(a);
+  relay_module_free(m);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* The default schedule's trace is data: JSON round trip, then replay on the unscheduled
+ * function gives a structurally equal function. */
+START_TEST(test_default_trace_replays) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  relay_module *m = lh_parse(ctx,
+      "def @main(%x: Tensor[(1, 8, 12, 12), float32], %w: Tensor[(16, 8, 3, 3), float32], "
+      "%b: Tensor[(16,), float32]) {\n"
+      "  %0 = nn.conv2d(%x, %w, padding=[1, 1, 1, 1]);\n"
+      "  %1 = nn.bias_add(%0, %b);\n"
+      "  nn.relu(%1)\n"
+      "}\n");
+  ir_arena *a = ir_arena_new(ctx);
+  sch_schedule *s = scheduled(ctx, m, a, &avx512);
+  char *json;
+  size_t len;
+  ck_ok(ctx, sch_trace_to_json(ctx, &s->trace, &json, &len));
+  sch_trace t;
+  ck_ok(ctx, sch_trace_from_json(ctx, a, json, &t));
+  sch_schedule *r = sch_new(ctx, s->orig, 1);
+  ck_ok(ctx, sch_replay(r, &t, 0, NULL));
+  ck_assert(ir_structural_equal(ctx, &s->func->h, &r->func->h));
+  ir_free(ctx, json, len + 1);
+  sch_free(r);
+  sch_free(s);
+  ir_arena_free(a);
+  relay_module_free(m);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* The scheduled, lowered kernel compiles and computes what the interpreter computes. */
+START_TEST(test_matmul_compiled) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  relay_module *m = lh_parse(ctx, matmul_text);
+  ir_arena *a = ir_arena_new(ctx);
+  sch_schedule *s = scheduled(ctx, m, a, &avx512);
+  ir_func *low = NULL;
+  ck_ok(ctx, ir_lower_func(ctx, a, s->func, NULL, &low));
+  kiln_tir_module *mod = ir_module_new(ctx);
+  ck_assert_ptr_nonnull(mod);
+  ir_func *copy = (ir_func *)ir_deep_copy(mod->arena, &low->h);
+  ck_ok(ctx, ir_module_add(mod, copy));
+  tgt_target host;
+  ck_ok(ctx, tgt_target_host(ctx, &host));
+  tgt_jit *j = NULL;
+  ck_ok(ctx, tgt_jit_new(ctx, &host, &j));
+  ck_ok(ctx, tgt_jit_add_tir(j, mod));
+  kiln_kernel_fn fn;
+  ck_ok(ctx, tgt_jit_lookup(j, "main", &fn));
+
+  enum { M = 64, K = 40, N = 96 };
+  static float A[M * K], B[K * N], C[M * N], R[M * N];
+  for (int i = 0; i < M * K; i++) A[i] = (float)((i * 7) % 11) - 5;
+  for (int i = 0; i < K * N; i++) B[i] = (float)((i * 5) % 13) - 6;
+  void *args[3] = {A, B, R};
+  ck_ok(ctx, ir_interpret(ctx, low, 3, args));
+  int64_t sa[2] = {M, K}, sb[2] = {K, N}, sc[2] = {M, N};
+  kiln_tensor t[3] = {
+      {A, 1, 0, 2, {KILN_TYPE_FLOAT, 32, 1}, sa, NULL, 0},
+      {B, 1, 0, 2, {KILN_TYPE_FLOAT, 32, 1}, sb, NULL, 0},
+      {C, 1, 0, 2, {KILN_TYPE_FLOAT, 32, 1}, sc, NULL, 0},
+  };
+  ck_assert_int_eq(fn(t, 3), KILN_OK);
+  for (int i = 0; i < M * N; i++) ck_assert_float_eq(C[i], R[i]);
+  tgt_jit_free(j);
+  kiln_tir_module_free(mod);
+  sch_free(s);
+  ir_arena_free(a);
+  relay_module_free(m);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* Numerics of scheduled groups against the Relay reference, odd sizes included. */
+START_TEST(test_groups_match_reference) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  check_scheduled(ctx, matmul_text, 1e-4);
+  check_scheduled(ctx,
+                  "def @main(%a: Tensor[(13, 7), float32], %b: Tensor[(7, 29), float32]) {\n"
+                  "  nn.matmul(%a, %b)\n}\n",
+                  1e-4);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(3, 17), float32], %w: Tensor[(19, 17), float32], "
+                  "%b: Tensor[(19,), float32]) {\n"
+                  "  %0 = nn.dense(%x, %w);\n  %1 = nn.bias_add(%0, %b, axis=1);\n"
+                  "  nn.relu(%1)\n}\n",
+                  1e-4);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(1, 8, 12, 12), float32], %w: Tensor[(16, 8, 3, 3), float32], "
+                  "%b: Tensor[(16,), float32]) {\n"
+                  "  %0 = nn.conv2d(%x, %w, padding=[1, 1, 1, 1]);\n"
+                  "  %1 = nn.bias_add(%0, %b);\n  nn.relu(%1)\n}\n",
+                  1e-4);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(2, 3, 9, 11), float32], %w: Tensor[(5, 3, 3, 3), float32]) {\n"
+                  "  nn.conv2d(%x, %w, strides=[2, 2], padding=[1, 1, 1, 1])\n}\n",
+                  1e-4);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(2, 4, 3, 5), float32], %y: Tensor[(2, 4, 5, 6), float32]) {\n"
+                  "  %0 = reshape(%x, newshape=[8, 3, 5]);\n  %1 = reshape(%y, newshape=[8, 5, 6]);\n"
+                  "  %2 = nn.batch_matmul(%0, %1, transpose_b=0);\n  sigmoid(%2)\n}\n",
+                  1e-4);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(2, 3, 13, 13), float32]) {\n"
+                  "  nn.max_pool2d(%x, pool_size=[3, 3], strides=[2, 2], padding=[1, 1, 1, 1])\n}\n",
+                  1e-5);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(5, 37), float32]) {\n  nn.softmax(%x, axis=-1)\n}\n",
+                  1e-5);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(6, 33), float32], %g: Tensor[(33,), float32], "
+                  "%b: Tensor[(33,), float32]) {\n  nn.layer_norm(%x, %g, %b)\n}\n",
+                  1e-4);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(7, 5, 3), float32]) {\n  sum(%x, axis=[1])\n}\n", 1e-5);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(3, 50), float32], %y: Tensor[(50,), float32]) {\n"
+                  "  %0 = add(%x, %y);\n  %1 = exp(%0);\n  multiply(%1, %x)\n}\n",
+                  1e-5);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* Narrower vectors (AVX2, NEON) give other tiles but the same results. */
+START_TEST(test_other_targets) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  static const sch_target_info avx2 = {256, 4, 2, 32 << 10, 256 << 10},
+                               neon = {128, 1, 1, 64 << 10, 1 << 20};
+  lh_case c = {.relay_text = matmul_text, .rtol = 1e-4, .atol = 1e-4,
+               .extra = default_schedule, .extra_ud = (void *)&avx2};
+  lh_check(ctx, &c);
+  c.extra_ud = (void *)&neon;
+  lh_check(ctx, &c);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* The rules read the vector width and the core count from a target string. */
+START_TEST(test_target_info) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  tgt_target t;
+  sch_target_info ti;
+  ck_ok(ctx, tgt_target_parse(ctx, "llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1 -num-cores=4", &t));
+  sch_target_info_from(&t, &ti);
+  ck_assert_int_eq(ti.vector_bits, 128);
+  ck_assert_int_eq(ti.num_threads, 4);
+  ck_ok(ctx, tgt_target_parse(ctx, "llvm -mtriple=x86_64-linux-gnu -mcpu=znver4 -num-cores=2", &t));
+  sch_target_info_from(&t, &ti);
+  ck_assert_int_eq(ti.vector_bits, 512);
+  ck_assert_int_eq(ti.num_threads, 2);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("sch_rules");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_matmul_tile_structure);
+  tcase_add_test(tc, test_default_trace_replays);
+  tcase_add_test(tc, test_matmul_compiled);
+  tcase_add_test(tc, test_groups_match_reference);
+  tcase_add_test(tc, test_other_targets);
+  tcase_add_test(tc, test_target_info);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+KILN_TEST_MAIN
