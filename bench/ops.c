@@ -1,6 +1,7 @@
 /* ops.c: the op benchmark (bench/run.sh builds and runs it). Measures the machine's fp32 peak
  * with an AVX-512 FMA loop, then GEMM (256, 512, 1024) and a 3x3 conv2d, each as kiln
- * kernels (TIR text from bench/kernels/, JIT-compiled for the host) against OpenBLAS, on 1 and
+ * kernels (hand-scheduled TIR text from bench/kernels/, and the compiler's own kernels: the
+ * Relay op lowered, default-scheduled and JIT-compiled for the host) against OpenBLAS, on 1 and
  * 2 threads, and prints one markdown table. Every kiln kernel is checked against OpenBLAS
  * before it is timed.
  *

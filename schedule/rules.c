@@ -198,6 +198,11 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
     int nr;
     ir_block_realize **readers;
     if ((st = sch_readers_of(s, scope, out, &nr, &readers))) return st;
+    /* the reduction reads its own accumulator: the others are the consumers */
+    int k = 0;
+    for (int i = 0; i < nr; i++)
+      if (readers[i] != r) readers[k++] = readers[i];
+    nr = k;
     if (nr == 1 && !has_reduce(readers[0]->block)) {
       snprintf(epilogue_name, epilogue_cap, "%s", readers[0]->block->name);
       if ((st = sch_get_block(s, epilogue_name, &epilogue))) return st;
@@ -216,7 +221,7 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
     int nw;
     ir_block_realize **writers;
     if ((st = sch_writers_of(s, scope, blk->reads[i]->buffer, &nw, &writers))) return st;
-    if (nw == 1 && is_injective(writers[0]->block) && writers[0] != r)
+    if (nw == 1 && (is_injective(writers[0]->block) || is_pad_stage(writers[0]->block)) && writers[0] != r)
       if ((st = sch_get_block(s, writers[0]->block->name, &pads[npads++]))) return st;
   }
 
@@ -260,28 +265,36 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
   order[no++] = jpair[1];
   if ((st = sch_reorder(s, no, order))) return st;
 
+  /* the epilogue, the padding and the init go inside the innermost outer loop first (their
+   * regions are affine in it there), then the outer loops fuse into one parallel loop */
+  sch_rv tile_loop = order[nouter - 1];
+  bool epilogue_at_tile = false, init_ok = false;
+  if (epilogue != SCH_RV_NONE) {
+    TRY_SOFT(st, sch_reverse_compute_at(s, epilogue, tile_loop, false));
+    epilogue_at_tile = st == KILN_OK;
+  }
+  for (int k = 0; k < npads; k++) {
+    TRY_SOFT(st, sch_compute_at(s, pads[k], tile_loop, false));
+    if (st != KILN_OK) TRY_SOFT(st, sch_compute_inline(s, pads[k]));
+  }
+  sch_rv init;
+  TRY_SOFT(st, sch_decompose_reduction(s, block, order[nouter], &init));
+  init_ok = st == KILN_OK;
+
   sch_rv outer = order[0];
-  if (nouter >= 2 && (st = sch_fuse(s, nouter, order, &outer))) return st;
+  if (nouter >= 2) {
+    TRY_SOFT(st, sch_fuse(s, nouter, order, &outer));
+    if (st != KILN_OK) outer = order[0];
+  }
   if (work_of(&li) >= PARALLEL_MIN_WORK) TRY_SOFT(st, sch_parallel(s, outer));
   if (nsp >= 2) TRY_SOFT(st, sch_unroll(s, ipair[1]));
   TRY_SOFT(st, sch_vectorize(s, jpair[1]));
 
-  /* the init before the reduce loops, vectorized like the tile */
-  sch_rv init;
-  TRY_SOFT(st, sch_decompose_reduction(s, block, order[nouter], &init));
+  /* the init and the epilogue vectorized like the tile */
   const sch_rv_info *oi = sch_rv_get(s, outer);
   ir_var *outer_var = oi ? oi->loop : NULL;
-  if (st == KILN_OK && (st = vectorize_tail(s, init, outer_var))) return st;
-
-  /* the epilogue and the padding at the tile */
-  if (epilogue != SCH_RV_NONE) {
-    TRY_SOFT(st, sch_reverse_compute_at(s, epilogue, outer, false));
-    if (st == KILN_OK && (st = vectorize_tail(s, epilogue, outer_var))) return st;
-  }
-  for (int k = 0; k < npads; k++) {
-    TRY_SOFT(st, sch_compute_at(s, pads[k], outer, false));
-    if (st != KILN_OK) TRY_SOFT(st, sch_compute_inline(s, pads[k]));
-  }
+  if (init_ok && (st = vectorize_tail(s, init, outer_var))) return st;
+  if (epilogue_at_tile && (st = vectorize_tail(s, epilogue, outer_var))) return st;
   (void)name;
   return KILN_OK;
 }
@@ -354,6 +367,25 @@ static kiln_status stage_names(sch_schedule *s, sch_rv root, name_list *nl) {
   return KILN_OK;
 }
 
+/* Whether the block is alone in its loop nest (not placed inside another block's tile by
+ * compute_at and the like): only such blocks get their own schedule in steps 3 and 4. */
+static bool owns_its_nest(sch_schedule *s, ir_block_realize *r) {
+  int n;
+  ir_for **loops;
+  if (sch_loops_around(s, &r->h, &n, &loops) != KILN_OK) {
+    ir_clear_error(s->ctx);
+    return false;
+  }
+  if (n == 0) return true;
+  int nc;
+  ir_block_realize **kids;
+  if (sch_child_realizes(s, &loops[0]->h, &nc, &kids) != KILN_OK) {
+    ir_clear_error(s->ctx);
+    return false;
+  }
+  return nc == 1;
+}
+
 static bool block_exists(sch_schedule *s, const char *name, ir_block_realize **out) {
   sch_rv rv = sch_new_block_rv(s, name); /* a lookup handle, not an instruction */
   if (rv == SCH_RV_NONE) return false;
@@ -421,7 +453,7 @@ kiln_status sch_apply_default_rules(sch_schedule *s, const sch_target_info *t) {
     bool skip = false;
     for (int k = 0; k < done->n && !skip; k++) skip = strcmp(done->names[k], nl->names[i]) == 0;
     ir_block_realize *r;
-    if (skip || !block_exists(s, nl->names[i], &r)) continue;
+    if (skip || !block_exists(s, nl->names[i], &r) || !owns_its_nest(s, r)) continue;
     sch_rv rv;
     if ((st = sch_get_block(s, nl->names[i], &rv))) goto out;
     st = has_reduce(r->block) ? reduce_rule(s, rv) : elementwise_rule(s, t, rv);

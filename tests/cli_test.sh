@@ -117,5 +117,38 @@ expect 1 "cannot open\|No such file" "$kiln" import "$tmp/missing.onnx"
 head -c 60 "$tmp/gemm.onnx" > "$tmp/trunc.onnx"
 expect 1 "truncated or corrupt" "$kiln" import "$tmp/trunc.onnx"
 
+# kiln lower: fused groups as scheduled, lowered TIR; traces out and replayed
+cat > "$tmp/net.relay" <<'EOF_RELAY'
+def @main(%x: Tensor[(n, 3, 16, 16), float32], %w: Tensor[(8, 3, 3, 3), float32], %b: Tensor[(8,), float32]) {
+  %0 = nn.conv2d(%x, %w, padding=[1, 1, 1, 1]);
+  %1 = nn.bias_add(%0, %b);
+  %2 = nn.relu(%1);
+  %3 = nn.max_pool2d(%2, pool_size=[2, 2], strides=[2, 2]);
+  %4 = nn.batch_flatten(%3);
+  nn.softmax(%4)
+}
+EOF_RELAY
+expect 0 "workload [0-9a-f]*: nn.conv2d+nn.bias_add+nn.relu (1,3,16,16)f32" "$kiln" lower "$tmp/net.relay" --bind n=1
+expect 0 "parallel(" "$kiln" lower "$tmp/net.relay" --bind n=1
+expect 0 "block \"conv2d\"" "$kiln" lower "$tmp/net.relay" --bind n=1 --schedule none --no-pipeline
+mkdir -p "$tmp/traces"
+expect 0 "func @fused_nn_softmax" "$kiln" lower "$tmp/net.relay" --bind n=1 --trace-out "$tmp/traces"
+f=fused_nn_conv2d_nn_bias_add_nn_relu
+if ! grep -q '"kind": *"sample_perfect_tile"' "$tmp/traces/$f.json"; then
+  echo "FAIL: kiln lower --trace-out wrote no trace for $f"; failures=$((failures + 1))
+fi
+"$kiln" lower "$tmp/net.relay" --bind n=1 --func $f > "$tmp/default.txt" 2>&1
+if ! "$kiln" lower "$tmp/net.relay" --bind n=1 --func $f --replay "$tmp/traces/$f.json" -o "$tmp/replayed.txt"; then
+  echo "FAIL: kiln lower --replay failed"; failures=$((failures + 1))
+elif ! cmp -s "$tmp/default.txt" "$tmp/replayed.txt"; then
+  echo "FAIL: replaying the default trace did not give the default schedule"; failures=$((failures + 1))
+fi
+expect 1 "no fused group named 'nope'" "$kiln" lower "$tmp/net.relay" --bind n=1 --func nope
+expect 1 "name the one the trace is for with --func" "$kiln" lower "$tmp/net.relay" --bind n=1 --replay "$tmp/traces/$f.json"
+printf '{"version": 1, "insts": [{"kind": "split"' > "$tmp/bad.json"
+expect 1 "trace" "$kiln" lower "$tmp/net.relay" --bind n=1 --func $f --replay "$tmp/bad.json"
+expect 1 "replay: instruction .*no block named" "$kiln" lower "$tmp/net.relay" --bind n=1 --func fused_nn_softmax --replay "$tmp/traces/$f.json"
+expect 1 "unknown option" "$kiln" lower "$tmp/net.relay" --frobnicate
+
 if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

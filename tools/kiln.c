@@ -17,9 +17,10 @@
 #include "relay/text.h"
 #include "target/codegen.h"
 
-/* `kiln asm` (cmd_asm.c) and `kiln import` (cmd_import.c). */
+/* `kiln asm` (cmd_asm.c), `kiln import` (cmd_import.c) and `kiln lower` (cmd_lower.c). */
 int kiln_cmd_asm(int argc, char **argv);
 int kiln_cmd_import(int argc, char **argv);
+int kiln_cmd_lower(int argc, char **argv);
 
 static const char usage[] =
     "usage: kiln <command> [options]\n"
@@ -40,6 +41,11 @@ static const char usage[] =
     "        print the assembly (or with --ir the LLVM IR) generated for a TIR program\n"
     "  import MODEL.onnx [-o OUT.relay]\n"
     "        import an ONNX model and print (or write) it as a Relay module\n"
+    "  lower FILE.relay [--bind NAME=VALUE ...] [--target T] [--func NAME]\n"
+    "             [--schedule default|none] [--replay TRACE.json] [--trace-out DIR]\n"
+    "             [--no-pipeline] [-o OUT]\n"
+    "        fuse a Relay module, lower each fused group to TIR, schedule it (default\n"
+    "        rules for the target, or a trace) and print it after the TIR pipeline\n"
     "  version        print the kiln version\n"
     "  help           print this text\n";
 
@@ -666,6 +672,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "asm") == 0) return kiln_cmd_asm(argc - 2, argv + 2);
   if (strcmp(argv[1], "import") == 0) return kiln_cmd_import(argc - 2, argv + 2);
+  if (strcmp(argv[1], "lower") == 0) return kiln_cmd_lower(argc - 2, argv + 2);
   if (strcmp(argv[1], "tir") == 0) {
     options o;
     if (parse_tir_options(argc - 2, argv + 2, &o)) return 1;
