@@ -159,9 +159,36 @@ static int stage_annots(relay_lower_ctx *c, const char *name, ir_annot **annots)
 /* One stage (lower.h): int64 loops i0.. (spatial, over out's shape) then k0.. (reduce)
  * around a block with iterators v0.. / vk0.. bound one to one, its value from f, its
  * regions detected, annotated for the schedule rules. The stage is appended to c->stages. */
+/* The value of a reduction over nothing: its identity (the init it would have started from). */
+typedef struct empty_reduce {
+  kiln_dtype t;
+  int reducer;
+} empty_reduce;
+
+static ir_expr *identity_compute(relay_lower_ctx *c, ir_var *const *iters, void *ud) {
+  (void)iters;
+  const empty_reduce *e = ud;
+  switch (e->reducer) {
+  case RELAY_REDUCE_SUM: return relay_lower_const(c, e->t, 0);
+  case RELAY_REDUCE_PROD: return relay_lower_const(c, e->t, 1);
+  case RELAY_REDUCE_MAX: return extreme_const(c, e->t, true);
+  default: return extreme_const(c, e->t, false);
+  }
+}
+
 kiln_status relay_lower_compute(relay_lower_ctx *c, const char *name, ir_buffer *out,
                                 int nreduce, ir_expr *const *reduce_extents, int reducer,
                                 relay_compute_fn f, void *ud) {
+  /* A reduce axis of extent 0: the reduction's init would never run (it runs inside the
+   * reduce loops), so the stage writes the identity instead. */
+  if (reducer != RELAY_REDUCE_NONE && reducer >= RELAY_REDUCE_SUM && reducer <= RELAY_REDUCE_MIN)
+    for (int j = 0; j < nreduce; j++) {
+      const ir_int_imm *e = ir_as_int(reduce_extents[j]);
+      if (e && e->value == 0) {
+        empty_reduce er = {out->h.dtype, reducer};
+        return relay_lower_compute(c, name, out, 0, NULL, RELAY_REDUCE_NONE, identity_compute, &er);
+      }
+    }
   ir_arena *a = c->arena;
   ir_span saved = a->span;
   a->span = c->span;
@@ -822,9 +849,10 @@ static kiln_status lower_func(func_lowering *L, const char *name, ir_func **out)
                         ir_annot_new(a, "workload", ir_str(a, summary))};
   ir_free(ctx, summary, slen + 1);
   if (!params || !body || !attrs[0] || !attrs[1]) return failed(c);
-  for (int i = 0; i < nin; i++) params[i] = &ins[i]->h;
-  for (int i = 0; i < nout; i++) params[nin + i] = &outs[i]->h;
-  for (int i = 0; i < L->ndims; i++) params[nin + nout + i] = &L->dim_vars[i]->h;
+  /* the dims first: the buffers' shapes use them (so the text format defines them first) */
+  for (int i = 0; i < L->ndims; i++) params[i] = &L->dim_vars[i]->h;
+  for (int i = 0; i < nin; i++) params[L->ndims + i] = &ins[i]->h;
+  for (int i = 0; i < nout; i++) params[L->ndims + nin + i] = &outs[i]->h;
   ir_span saved = a->span;
   a->span = f->h.span;
   *out = ir_func_new(a, name, np, params, 2, attrs, body);

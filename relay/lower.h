@@ -78,9 +78,9 @@ ir_expr *relay_lower_const(relay_lower_ctx *c, kiln_dtype t, double v);
 
 /* Lowers f (a function whose body calls only ops, tuples and projections; normally a fused
  * group marked primitive, but any such function works) into a PrimFunc called `name`, built
- * in `arena`. Parameters: one buffer per parameter of f (a tuple-typed parameter is an
- * error), then one buffer per output (f's result, or each field of a tuple result), then one
- * int64 scalar per free symbolic dimension (sorted by name). The body is a root block
+ * in `arena`. Parameters: one int64 scalar per free symbolic dimension (sorted by name; the
+ * buffers' shapes use them), then one buffer per parameter of f (a tuple-typed parameter is
+ * an error), then one buffer per output (f's result, or each field of a tuple result). The body is a root block
  * ("root") that allocates the intermediates, holding each op's stages in order. An output
  * that is directly a parameter is copied. Attributes: "workload" (relay_workload_summary) and
  * "global_symbol" = name. */
