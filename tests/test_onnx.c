@@ -8,6 +8,7 @@
 #include "relay/frontend/onnx.h"
 #include "relay/frontend/onnx.pb-c.h"
 #include "relay/interp.h"
+#include "relay/pass.h"
 #include "relay/text.h"
 #include "test_util.h"
 
@@ -668,6 +669,273 @@ START_TEST(test_pad_errors) {
 }
 END_TEST
 
+/* ---- Symbolic shape values (dim_param batch) ----------------------------------------------- */
+
+/* The input x: [batch, 3, 4] with the dim_param "batch"; scalar / vector int64 constants. */
+static int64_t sym_x[] = {-1, 3, 4}, sym_i0 = 0, sym_i1 = 1, sym_i2 = 2, sym_m1 = -1, sym_two = 2,
+               sym_four = 4, sym_ax0 = 0, sym_vec1[] = {1}, sym_end1 = 1;
+
+/* y = x with the elements 0, 1, 2, ... of a batch-3 input, for the run checks. */
+static void sym_input(float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) x[i] = (float)i * 0.5f - 3;
+}
+
+/* Shape's elements pass through Gather / Unsqueeze / Concat to Reshape: x.view(x.size(0), -1)
+ * becomes reshape(x, [0, -1]) with the type (batch, 12); binding the batch and running gives
+ * the input's elements back. */
+START_TEST(test_symbolic_view_chain) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  mb b;
+  mb_init(&b, 13);
+  mb_input(&b, "x", 3, sym_x, "batch");
+  mb_init_i(&b, "i0", 0, NULL, &sym_i0, 1);
+  mb_init_i(&b, "ax", 1, sym_vec1, &sym_ax0, 1);
+  mb_init_i(&b, "m1", 1, sym_vec1, &sym_m1, 1);
+  mb_node(&b, "Shape", "shape", sh_in, sh_out);
+  mb_node(&b, "Gather", "gather", ga_in, ga_out);
+  mb_node(&b, "Unsqueeze", "unsq", un_in, un_out);
+  Onnx__NodeProto *n = mb_node(&b, "Concat", "cat", cc_in, cc_out);
+  mb_attr_i(&b, n, "axis", 0);
+  mb_node(&b, "Reshape", "reshape", rs_in, rs_out);
+  mb_output(&b, "y");
+  relay_module *m = import_ok(ctx, &b);
+  char *s = print_m(m);
+  ck_assert_msg(strstr(s, "reshape(%x, newshape=[0, -1])") && strstr(s, "Tensor[(batch, 3, 4), float32]"),
+                "%s", s);
+  kiln_string_free(ctx, s);
+  relay_func *f = relay_module_get(m, "main");
+  ir_expr *want_dims[2] = {(ir_expr *)m->dims[0], ir_int(m->arena, KILN_INT64, 12)};
+  ck_assert(relay_type_equal(m->arena, relay_type_of(f->body),
+                             relay_tensor_type_new(m->arena, KILN_FLOAT32, 2, want_dims)));
+  /* run at batch 3 unbound (the interpreter takes batch from the input), then bound to 2 */
+  float x[36], y[36];
+  sym_input(x, 36);
+  int64_t shape3[3] = {3, 3, 4}, shape2[3] = {2, 3, 4};
+  run1(ctx, m, 3, shape3, x, y, 36);
+  for (int i = 0; i < 36; i++) ck_assert_float_eq(y[i], x[i]);
+  const char *names[1] = {"batch"};
+  int64_t two = 2;
+  ck_ok(ctx, relay_bind_shapes(m, 1, names, &two));
+  s = print_m(m);
+  ck_assert_msg(strstr(s, "Tensor[(2, 3, 4), float32]"), "%s", s);
+  kiln_string_free(ctx, s);
+  run1(ctx, m, 3, shape2, x, y, 24);
+  for (int i = 0; i < 24; i++) ck_assert_float_eq(y[i], x[i]);
+  relay_module_free(m);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* Shape arithmetic: Shape(end = 1) (opset 15) and Slice give [batch]; Gather, Mul and Div
+ * compute batch * 4 / 2 and 3 * 4 / 2; the new shape [batch * 2, 6] maps to [-1, 6] (the
+ * symbolic element is the inferred size). Flatten at axis 2 of [batch, 3, 4] is [-1, 4]. */
+START_TEST(test_symbolic_shape_arithmetic_and_flatten) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  mb b;
+  mb_init(&b, 15);
+  mb_input(&b, "x", 3, sym_x, "batch");
+  mb_init_i(&b, "i0", 0, NULL, &sym_i0, 1);
+  mb_init_i(&b, "i1", 0, NULL, &sym_i1, 1);
+  mb_init_i(&b, "i2", 0, NULL, &sym_i2, 1);
+  mb_init_i(&b, "two", 0, NULL, &sym_two, 1);
+  mb_init_i(&b, "four", 0, NULL, &sym_four, 1);
+  mb_init_i(&b, "st", 1, sym_vec1, &sym_i0, 1);
+  mb_init_i(&b, "en", 1, sym_vec1, &sym_end1, 1);
+  mb_init_i(&b, "ax", 1, sym_vec1, &sym_ax0, 1);
+  Onnx__NodeProto *n = mb_node(&b, "Shape", "shape_b", (char *[]){"x", NULL}, (char *[]){"sb", NULL});
+  mb_attr_i(&b, n, "end", 1);
+  mb_node(&b, "Shape", "shape", (char *[]){"x", NULL}, (char *[]){"s", NULL});
+  mb_node(&b, "Slice", "slice", (char *[]){"s", "st", "en", NULL}, (char *[]){"sl", NULL});
+  /* batch from the sliced shape (a 1-vector) squeezed to a scalar */
+  mb_node(&b, "Squeeze", "sq", (char *[]){"sl", "ax", NULL}, (char *[]){"bs", NULL});
+  mb_node(&b, "Gather", "g1", (char *[]){"s", "i1", NULL}, (char *[]){"d1", NULL});
+  mb_node(&b, "Gather", "g2", (char *[]){"s", "i2", NULL}, (char *[]){"d2", NULL});
+  mb_node(&b, "Mul", "b4", (char *[]){"bs", "four", NULL}, (char *[]){"b4", NULL});
+  mb_node(&b, "Div", "b2", (char *[]){"b4", "two", NULL}, (char *[]){"b2", NULL});
+  mb_node(&b, "Mul", "d12", (char *[]){"d1", "d2", NULL}, (char *[]){"d12", NULL});
+  mb_node(&b, "Div", "d6", (char *[]){"d12", "two", NULL}, (char *[]){"d6", NULL});
+  mb_node(&b, "Unsqueeze", "u1", (char *[]){"b2", "ax", NULL}, (char *[]){"b2u", NULL});
+  mb_node(&b, "Unsqueeze", "u2", (char *[]){"d6", "ax", NULL}, (char *[]){"d6u", NULL});
+  n = mb_node(&b, "Concat", "cat", (char *[]){"b2u", "d6u", NULL}, (char *[]){"shp", NULL});
+  mb_attr_i(&b, n, "axis", 0);
+  n = mb_node(&b, "Cast", "cast", (char *[]){"shp", NULL}, (char *[]){"shp64", NULL});
+  mb_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
+  mb_node(&b, "Reshape", "reshape", (char *[]){"x", "shp64", NULL}, (char *[]){"y", NULL});
+  /* Shape(end = 1) joined with -1: Reshape to [batch, -1] */
+  mb_init_i(&b, "m1", 1, sym_vec1, &sym_m1, 1);
+  n = mb_node(&b, "Concat", "cat2", (char *[]){"sb", "m1", NULL}, (char *[]){"shp2", NULL});
+  mb_attr_i(&b, n, "axis", 0);
+  mb_node(&b, "Reshape", "reshape2", (char *[]){"x", "shp2", NULL}, (char *[]){"y2", NULL});
+  n = mb_node(&b, "Flatten", "flat", (char *[]){"x", NULL}, (char *[]){"y3", NULL});
+  mb_attr_i(&b, n, "axis", 2);
+  /* Expand to x's own shape (and to [1] + it) is the identity (plus a new axis) */
+  mb_node(&b, "Expand", "expand", (char *[]){"x", "s", NULL}, (char *[]){"y4", NULL});
+  mb_init_i(&b, "one", 1, sym_vec1, &sym_i1, 1);
+  n = mb_node(&b, "Concat", "cat3", (char *[]){"one", "s", NULL}, (char *[]){"s1", NULL});
+  mb_attr_i(&b, n, "axis", 0);
+  mb_node(&b, "Expand", "expand1", (char *[]){"x", "s1", NULL}, (char *[]){"y5", NULL});
+  mb_output(&b, "y");
+  mb_output(&b, "y2");
+  mb_output(&b, "y3");
+  mb_output(&b, "y4");
+  mb_output(&b, "y5");
+  relay_module *m = import_ok(ctx, &b);
+  char *s = print_m(m);
+  ck_assert_msg(strstr(s, "newshape=[-1, 6]") && strstr(s, "newshape=[0, -1]") &&
+                    strstr(s, "newshape=[-1, 4]") && strstr(s, "expand_dims(%x)") &&
+                    strstr(s, "(%0, %1, %2, %x, %3)"),
+                "%s", s);
+  kiln_string_free(ctx, s);
+  /* the result types keep batch symbolic */
+  const relay_tuple_type *tt = (const relay_tuple_type *)relay_type_of(relay_module_get(m, "main")->body);
+  ck_assert_int_eq(tt->h.kind, RELAY_TUPLE_TYPE);
+  ir_arena *a = m->arena;
+  ir_expr *bt = (ir_expr *)m->dims[0];
+  ir_expr *d0[2] = {ir_mul(a, bt, ir_int(a, KILN_INT64, 2)), ir_int(a, KILN_INT64, 6)};
+  ir_expr *d2[2] = {ir_mul(a, bt, ir_int(a, KILN_INT64, 3)), ir_int(a, KILN_INT64, 4)};
+  ck_assert(relay_type_equal(a, tt->fields[0], relay_tensor_type_new(a, KILN_FLOAT32, 2, d0)));
+  ck_assert(relay_type_equal(a, tt->fields[2], relay_tensor_type_new(a, KILN_FLOAT32, 2, d2)));
+  /* run at batch 3: every output holds x's elements in order */
+  float x[36];
+  sym_input(x, 36);
+  relay_tensor t = {KILN_FLOAT32, 3, {3, 3, 4}, x, sizeof x, false};
+  relay_value *v = NULL;
+  ck_ok(ctx, relay_interp_run(m, "main", 1, &t, &v));
+  ck_assert_int_eq(v->kind, RELAY_VALUE_TUPLE);
+  ck_assert_int_eq(v->nfields, 5);
+  int64_t want_shape[5][4] = {{6, 6}, {3, 12}, {9, 4}, {3, 3, 4}, {1, 3, 3, 4}};
+  int want_nd[5] = {2, 2, 2, 3, 4};
+  for (int k = 0; k < 5; k++) {
+    const relay_tensor *o = &v->fields[k]->tensor;
+    ck_assert_int_eq(o->ndim, want_nd[k]);
+    for (int d = 0; d < o->ndim; d++) ck_assert_int_eq(o->shape[d], want_shape[k][d]);
+    for (int i = 0; i < 36; i++) ck_assert_double_eq(relay_tensor_get(o, i), x[i]);
+  }
+  relay_value_release(ctx, v);
+  relay_module_free(m);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* Builds x -> Shape -> Gather(0) -> Unsqueeze -> "bu" ([batch]) and lets `tail` add the
+ * nodes under test. */
+static void build_sym_head(mb *b) {
+  mb_init(b, 13);
+  mb_input(b, "x", 3, sym_x, "batch");
+  mb_init_i(b, "i0", 0, NULL, &sym_i0, 1);
+  mb_init_i(b, "ax", 1, sym_vec1, &sym_ax0, 1);
+  mb_init_i(b, "m1", 1, sym_vec1, &sym_m1, 1);
+  mb_init_i(b, "two", 0, NULL, &sym_two, 1);
+  static char *s_in[] = {"x", NULL}, *s_out[] = {"s", NULL}, *g_in[] = {"s", "i0", NULL},
+              *g_out[] = {"bs", NULL}, *u_in[] = {"bs", "ax", NULL}, *u_out[] = {"bu", NULL};
+  mb_node(b, "Shape", "shape", s_in, s_out);
+  mb_node(b, "Gather", "gather", g_in, g_out);
+  mb_node(b, "Unsqueeze", "unsq", u_in, u_out);
+}
+
+/* Symbolic elements that relay cannot express, and shape values that would have to become
+ * tensors, fail with KILN_ERR_UNSUPPORTED naming the node and the symbolic element. */
+START_TEST(test_symbolic_shape_errors) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  mb b;
+  /* [batch * 2, -1]: two elements to infer */
+  build_sym_head(&b);
+  mb_node(&b, "Mul", "mul", (char *[]){"bs", "two", NULL}, (char *[]){"b2", NULL});
+  mb_node(&b, "Unsqueeze", "u", (char *[]){"b2", "ax", NULL}, (char *[]){"b2u", NULL});
+  Onnx__NodeProto *n = mb_node(&b, "Concat", "cat", (char *[]){"b2u", "m1", NULL}, (char *[]){"shp", NULL});
+  mb_attr_i(&b, n, "axis", 0);
+  mb_node(&b, "Reshape", "bad_reshape", (char *[]){"x", "shp", NULL}, (char *[]){"y", NULL});
+  mb_output(&b, "y");
+  kiln_status st0 = import_err(ctx, &b);
+  ck_assert_msg(st0 == KILN_ERR_UNSUPPORTED, "%s", kiln_context_errmsg(ctx));
+  ck_errmsg_has(ctx, "ONNX node 'bad_reshape' (Reshape)");
+  ck_errmsg_has(ctx, "[batch * 2, -1] has more than one element to infer");
+
+  /* Expand of a [1, 4] constant to [batch, 4]: broadcast_to takes constant shapes */
+  static float c4[4] = {1, 2, 3, 4};
+  static int64_t c14[2] = {1, 4}, four[1] = {4};
+  build_sym_head(&b);
+  mb_init_f(&b, "c", 2, c14, c4, 4);
+  mb_init_i(&b, "f4", 1, sym_vec1, four, 1);
+  n = mb_node(&b, "Concat", "cat", (char *[]){"bu", "f4", NULL}, (char *[]){"shp", NULL});
+  mb_attr_i(&b, n, "axis", 0);
+  mb_node(&b, "Expand", "bad_expand", (char *[]){"c", "shp", NULL}, (char *[]){"y", NULL});
+  mb_output(&b, "y");
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_UNSUPPORTED);
+  ck_errmsg_has(ctx, "ONNX node 'bad_expand' (Expand)");
+  ck_errmsg_has(ctx, "[batch, 4] (element 0, batch) would stretch the input's dimension 1");
+
+  /* ConstantOfShape([batch, 4]) */
+  build_sym_head(&b);
+  mb_init_i(&b, "f4", 1, sym_vec1, four, 1);
+  n = mb_node(&b, "Concat", "cat", (char *[]){"bu", "f4", NULL}, (char *[]){"shp", NULL});
+  mb_attr_i(&b, n, "axis", 0);
+  mb_node(&b, "ConstantOfShape", "cos", (char *[]){"shp", NULL}, (char *[]){"y", NULL});
+  mb_output(&b, "y");
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_UNSUPPORTED);
+  ck_errmsg_has(ctx, "ONNX node 'cos' (ConstantOfShape)");
+  ck_errmsg_has(ctx, "the shape [batch, 4] has the symbolic element batch");
+
+  /* a shape value as a graph output, as an input of a compute op, cast to float */
+  build_sym_head(&b);
+  mb_output(&b, "s");
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_UNSUPPORTED);
+  ck_errmsg_has(ctx, "graph output 's' is the shape value [batch, 3, 4], whose element batch is symbolic");
+
+  build_sym_head(&b);
+  mb_node(&b, "Relu", "act", (char *[]){"bu", NULL}, (char *[]){"y", NULL});
+  mb_output(&b, "y");
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_UNSUPPORTED);
+  ck_errmsg_has(ctx, "ONNX node 'act' (Relu): input 0 ('bu') is the shape value [batch]");
+
+  build_sym_head(&b);
+  n = mb_node(&b, "Cast", "tofloat", (char *[]){"bu", NULL}, (char *[]){"y", NULL});
+  mb_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+  mb_output(&b, "y");
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_UNSUPPORTED);
+  ck_errmsg_has(ctx, "ONNX node 'tofloat' (Cast): Cast to float32: the shape value [batch]");
+
+  /* Gather out of range in a shape value */
+  static int64_t i7 = 7;
+  build_sym_head(&b);
+  mb_init_i(&b, "i7", 0, NULL, &i7, 1);
+  mb_node(&b, "Gather", "g7", (char *[]){"s", "i7", NULL}, (char *[]){"y", NULL});
+  mb_output(&b, "y");
+  ck_assert_int_eq(import_err(ctx, &b), KILN_ERR_SHAPE);
+  ck_errmsg_has(ctx, "ONNX node 'g7' (Gather): Gather: index 7 is out of range for a shape of 3 elements");
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* Allocation failures while importing a symbolic chain leave nothing behind. */
+START_TEST(test_symbolic_fault_injection) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  mb b;
+  build_sym_head(&b);
+  Onnx__NodeProto *n = mb_node(&b, "Concat", "cat", (char *[]){"bu", "m1", NULL}, (char *[]){"shp", NULL});
+  mb_attr_i(&b, n, "axis", 0);
+  mb_node(&b, "Reshape", "reshape", (char *[]){"x", "shp", NULL}, (char *[]){"y", NULL});
+  mb_output(&b, "y");
+  size_t len;
+  uint8_t *buf = mb_pack(&b, &len);
+  relay_module *m = NULL;
+  for (long k = 1;; k++) {
+    kiln_context_fail_alloc(ctx, k);
+    kiln_status st = relay_from_onnx(ctx, buf, len, NULL, &m);
+    kiln_context_fail_alloc(ctx, 0);
+    if (st == KILN_OK) {
+      relay_module_free(m);
+      break;
+    }
+    ck_assert_ptr_null(m);
+    ck_assert_int_eq(kiln_context_live_blocks(ctx), 0);
+    ck_assert_msg(k < 100000, "no success after %ld failures", k);
+  }
+  free(buf);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("onnx");
   TCase *tc = tcase_create("onnx");
@@ -683,6 +951,10 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_public_api);
   tcase_add_test(tc, test_pad_modes_and_opsets);
   tcase_add_test(tc, test_pad_errors);
+  tcase_add_test(tc, test_symbolic_view_chain);
+  tcase_add_test(tc, test_symbolic_shape_arithmetic_and_flatten);
+  tcase_add_test(tc, test_symbolic_shape_errors);
+  tcase_add_test(tc, test_symbolic_fault_injection);
   suite_add_tcase(s, tc);
   return s;
 }

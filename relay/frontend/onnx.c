@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/arith.h"
 #include "relay/interp.h"
 
 /* ---- Names -> values ------------------------------------------------------------------ */
@@ -28,6 +29,11 @@ struct onnx_importer {
   ir_arena *a;
   const char *dir; /* external data directory or NULL */
   name_map values;
+  /* Symbolic shape values (see onnx.h): each stands in the value map as a placeholder relay
+   * variable; `shapes` maps the placeholder (by address) to its onnx_shape_value. The
+   * analyzer simplifies their elements and knows that symbolic dimensions are >= 0. */
+  ir_ptrmap shapes;
+  ir_analyzer *an;
 };
 
 static uint64_t name_hash(const char *s) { return ir_hash_str(0x6f6e6e78, s); }
@@ -402,6 +408,118 @@ kiln_status onnx_static_shape(onnx_importer *imp, const relay_expr *e, const cha
   return KILN_OK;
 }
 
+/* ---- Symbolic shape values -------------------------------------------------------------- */
+
+const onnx_shape_value *onnx_shape_value_of(onnx_importer *imp, const relay_expr *e) {
+  if (!e || e->kind != RELAY_VAR) return NULL;
+  return ir_ptrmap_get(&imp->shapes, e);
+}
+
+bool onnx_as_shape_value(onnx_importer *imp, const relay_expr *e, onnx_shape_value *out) {
+  const onnx_shape_value *sv = onnx_shape_value_of(imp, e);
+  if (sv) {
+    *out = *sv;
+    return true;
+  }
+  relay_tensor t;
+  if (!const_view(e, &t) || t.ndim > 1 ||
+      (t.dtype.code != KILN_TYPE_INT && t.dtype.code != KILN_TYPE_UINT))
+    return false;
+  int64_t n = relay_tensor_numel(&t);
+  if (n > ONNX_MAX_SHAPE_ELEMS) return false;
+  int cnt;
+  int64_t *v;
+  if (onnx_const_ints(imp, e, "a shape value", &cnt, &v)) return false;
+  ir_expr **elems = ir_arena_alloc(imp->a, sizeof(ir_expr *) * (size_t)(n + 1));
+  if (!elems) return false;
+  for (int i = 0; i < cnt; i++)
+    if (!(elems[i] = ir_int(imp->a, KILN_INT64, v[i]))) return false;
+  out->dtype = t.dtype;
+  out->rank = t.ndim;
+  out->n = cnt;
+  out->elems = elems;
+  return true;
+}
+
+relay_expr *onnx_shape_value_new(onnx_importer *imp, kiln_dtype dt, int rank, int n,
+                                 ir_expr *const *elems) {
+  if (rank < 0 || rank > 1 || (rank == 0 && n != 1) || n < 0 || n > ONNX_MAX_SHAPE_ELEMS) {
+    ir_fail(imp->ctx, IR_NO_SPAN, KILN_ERR_UNSUPPORTED,
+            "a shape value of rank %d with %d elements is not supported (rank 0 or 1, at most %d "
+            "elements)", rank, n, ONNX_MAX_SHAPE_ELEMS);
+    return NULL;
+  }
+  ir_expr **s = ir_arena_alloc(imp->a, sizeof(ir_expr *) * (size_t)(n + 1));
+  double vals[ONNX_MAX_SHAPE_ELEMS];
+  if (!s) return NULL;
+  bool all_const = true;
+  for (int i = 0; i < n; i++) {
+    if (!(s[i] = ir_simplify_expr(imp->an, elems[i]))) return NULL;
+    int64_t v;
+    if (relay_dim_const(s[i], &v)) vals[i] = (double)v;
+    else all_const = false;
+  }
+  int64_t len = n;
+  if (all_const) return onnx_make_const(imp, dt, rank, &len, vals);
+  onnx_shape_value *sv = ir_arena_alloc(imp->a, sizeof *sv);
+  relay_type *t = relay_tensor_type_const(imp->a, dt, rank, &len);
+  relay_var *v = sv && t ? relay_var_new(imp->a, "shape_value", t) : NULL;
+  if (!v) return NULL;
+  *sv = (onnx_shape_value){dt, rank, n, s};
+  if (ir_ptrmap_put(&imp->shapes, v, sv)) return NULL;
+  return (relay_expr *)v;
+}
+
+ir_expr *onnx_dim_binop(onnx_importer *imp, int kind, ir_expr *x, ir_expr *y) {
+  ir_expr *e = ir_binop(imp->a, kind, x, y);
+  return e ? ir_simplify_expr(imp->an, e) : NULL;
+}
+
+bool onnx_dim_equal(onnx_importer *imp, ir_expr *x, ir_expr *y) {
+  if (x == y) return true;
+  ir_expr *d = onnx_dim_binop(imp, IR_SUB, x, y);
+  int64_t v;
+  return d && relay_dim_const(d, &v) && v == 0;
+}
+
+bool onnx_dim_nonneg(onnx_importer *imp, ir_expr *x) { return ir_bound_of(imp->an, x).min >= 0; }
+
+const char *onnx_shape_value_str(const onnx_shape_value *sv, char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = 0;
+  for (int i = 0; i < sv->n && used + 1 < size; i++) {
+    if (i) snprintf(buf + used, size - used, ", ");
+    used = strlen(buf);
+    char dim[96];
+    snprintf(buf + used, size - used, "%s", relay_dim_str(sv->elems[i], dim, sizeof dim));
+    used = strlen(buf);
+  }
+  char tmp[512];
+  snprintf(tmp, sizeof tmp, sv->rank == 0 ? "%s" : "[%s]", buf);
+  snprintf(buf, size, "%s", tmp);
+  return buf;
+}
+
+const char *onnx_shape_value_symbolic(const onnx_shape_value *sv, char *buf, size_t size) {
+  int64_t v;
+  for (int i = 0; i < sv->n; i++)
+    if (!relay_dim_const(sv->elems[i], &v)) return relay_dim_str(sv->elems[i], buf, size);
+  snprintf(buf, size, "?");
+  return buf;
+}
+
+/* The error for a symbolic shape value that reaches a place needing a real tensor. */
+static kiln_status shape_value_error(onnx_importer *imp, const onnx_shape_value *sv,
+                                     const char *where) {
+  char text[256], sym[96];
+  return ir_fail(imp->ctx, IR_NO_SPAN, KILN_ERR_UNSUPPORTED,
+                 "%s is the shape value %s, whose element %s is symbolic; such values can be used "
+                 "as shapes (Reshape, Expand) and in shape arithmetic (Gather, Slice, Concat, "
+                 "Squeeze, Unsqueeze, Cast, Add, Sub, Mul, Div), but only a constant one can "
+                 "become a tensor", where, onnx_shape_value_str(sv, text, sizeof text),
+                 onnx_shape_value_symbolic(sv, sym, sizeof sym));
+}
+
 /* ---- Attributes ------------------------------------------------------------------------ */
 
 const Onnx__AttributeProto *onnx_attr(const Onnx__NodeProto *node, const char *name) {
@@ -458,7 +576,11 @@ static ir_expr *param_dim(onnx_importer *imp, const char *param) {
   }
   name[n] = 0;
   if (!n) strcpy(name, "dim");
-  return (ir_expr *)relay_module_dim(imp->m, name);
+  ir_var *v = relay_module_dim(imp->m, name);
+  /* Dimensions are sizes: the analyzer may use that they are >= 0 and far from overflowing
+   * (2^40, the importer's bound on tensor sizes), so that shape arithmetic simplifies. */
+  if (!v || ir_analyzer_bind(imp->an, v, (ir_interval){0, (int64_t)1 << 40})) return NULL;
+  return (ir_expr *)v;
 }
 
 /* The relay type of a graph input. Unknown dimensions (neither value nor param) get a
@@ -584,6 +706,15 @@ static kiln_status convert_node(onnx_importer *imp, const Onnx__NodeProto *n, in
                      "ONNX node '%s' (%s): input '%s' is not defined before it (the nodes must be in "
                      "topological order)", n->name ? n->name : "", n->op_type, n->input[i]);
   }
+  /* symbolic shape values only go where the converter handles them */
+  uint32_t shape_ok = onnx_shape_inputs(n->op_type);
+  for (size_t i = 0; i < n->n_input; i++) {
+    const onnx_shape_value *sv = onnx_shape_value_of(imp, in[i]);
+    if (!sv || (i < 32 && (shape_ok >> i) & 1)) continue;
+    char where[160];
+    snprintf(where, sizeof where, "input %zu ('%.100s')", i, n->input[i]);
+    return node_error(imp, n, shape_value_error(imp, sv, where));
+  }
   const onnx_converter *cv = onnx_find_converter(n->op_type, opset);
   ir_clear_error(imp->ctx);
   kiln_status st = cv->convert(imp, n, opset, (int)n->n_input, in, (int)n->n_output, out);
@@ -637,6 +768,12 @@ static kiln_status import_graph(onnx_importer *imp, const Onnx__GraphProto *g, i
     if (!(outs[i] = map_get(&imp->values, name)))
       return ir_fail(imp->ctx, IR_NO_SPAN, KILN_ERR_CORRUPT, "graph output '%s' is not computed by any node",
                      name);
+    const onnx_shape_value *sv = onnx_shape_value_of(imp, outs[i]);
+    if (sv) {
+      char where[160];
+      snprintf(where, sizeof where, "graph output '%.100s'", name);
+      return shape_value_error(imp, sv, where);
+    }
   }
   relay_expr *body = g->n_output == 1 ? outs[0] : relay_tuple_new(imp->a, (int)g->n_output, outs);
   relay_expr *f = body ? relay_func_new(imp->a, nparams, params, NULL, body, 0, NULL) : NULL;
@@ -657,7 +794,8 @@ kiln_status relay_from_onnx(kiln_context *ctx, const void *bytes, size_t len,
     return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_CORRUPT,
                    "not an ONNX model: the %zu bytes are not a valid ModelProto (truncated or corrupt)", len);
   }
-  onnx_importer imp = {ctx, NULL, NULL, dir_for_external_data, {0}};
+  onnx_importer imp = {ctx, NULL, NULL, dir_for_external_data, {0}, {0}, NULL};
+  ir_ptrmap_init(&imp.shapes, ctx);
   kiln_status st = KILN_OK;
   int opset = 0;
   if (!mp->has_ir_version || !mp->graph)
@@ -668,11 +806,14 @@ kiln_status relay_from_onnx(kiln_context *ctx, const void *bytes, size_t len,
                  "ONNX IR version %lld is not supported (versions 7-8 are)", (long long)mp->ir_version);
   else if (!(st = model_opset(&imp, mp, &opset))) {
     if (!(imp.m = relay_module_new(ctx))) st = KILN_ERR_NOMEM;
+    else if (!(imp.an = ir_analyzer_new(imp.m->arena))) st = KILN_ERR_NOMEM;
     else {
       imp.a = imp.m->arena;
       st = import_graph(&imp, mp->graph, opset);
     }
   }
+  if (imp.an) ir_analyzer_free(imp.an);
+  ir_ptrmap_free(&imp.shapes);
   map_free(ctx, &imp.values);
   onnx__model_proto__free_unpacked(mp, &alloc);
   if (st) {

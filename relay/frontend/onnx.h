@@ -2,7 +2,8 @@
  * bindings generated from Debian's onnx.proto) becomes a relay module whose @main takes the
  * graph inputs. onnx.c reads the model (tensors, types, the graph walk, errors); onnx_ops.c is
  * the converter table (ONNX op + opset range -> relay calls). Constant subgraphs (shape
- * arithmetic that PyTorch exports, weight transposes) are folded while importing. */
+ * arithmetic that PyTorch exports, weight transposes) are folded while importing; shape
+ * arithmetic on symbolic dimensions (dim_param) is tracked as symbolic shape values. */
 #ifndef KILN_RELAY_FRONTEND_ONNX_H
 #define KILN_RELAY_FRONTEND_ONNX_H
 
@@ -87,6 +88,43 @@ const relay_tensor_type *onnx_tensor_type(onnx_importer *imp, const relay_expr *
  * is symbolic. shape must hold RELAY_MAX_DIMS entries. */
 kiln_status onnx_static_shape(onnx_importer *imp, const relay_expr *e, const char *what,
                               int *ndim, int64_t *shape);
+
+/* ---- Symbolic shape values ----
+ * Shape of a tensor with symbolic dimensions (batch) is not a runtime tensor but a known
+ * vector of int64 TIR expressions. Such a value travels through the value map as a
+ * placeholder relay variable of type Tensor[(n,), dtype] (or a scalar) that the importer
+ * recognizes; the shape-arithmetic converters compute on its elements, and the consumers of
+ * shapes (Reshape, Expand) map it onto what their relay op can express. A result whose
+ * elements all simplify to constants is an ordinary constant. A placeholder that reaches any
+ * other input (onnx_shape_inputs says which are allowed) or a graph output is an error. */
+enum { ONNX_MAX_SHAPE_ELEMS = 64 };
+typedef struct onnx_shape_value {
+  kiln_dtype dtype; /* the ONNX value's integer dtype (int64 from Shape; Cast may change it) */
+  int rank;         /* 0 (a scalar, e.g. Gather with a scalar index) or 1 */
+  int n;            /* number of elements (1 for rank 0) */
+  ir_expr **elems;  /* simplified int64 expressions (arena memory) */
+} onnx_shape_value;
+
+/* The symbolic shape value e stands for, or NULL when e is an ordinary expression. */
+const onnx_shape_value *onnx_shape_value_of(onnx_importer *imp, const relay_expr *e);
+/* e as a shape value: a symbolic one, or an integer constant of rank <= 1 with at most
+ * ONNX_MAX_SHAPE_ELEMS elements (elements become constants). false when it is neither. */
+bool onnx_as_shape_value(onnx_importer *imp, const relay_expr *e, onnx_shape_value *out);
+/* A new shape value from elements (simplified here): a constant when every element is one,
+ * else a placeholder. NULL with the error on the context. */
+relay_expr *onnx_shape_value_new(onnx_importer *imp, kiln_dtype dt, int rank, int n,
+                                 ir_expr *const *elems);
+/* Simplified dimension arithmetic (int64; symbolic dimensions are known to be >= 0). */
+ir_expr *onnx_dim_binop(onnx_importer *imp, int kind, ir_expr *x, ir_expr *y);
+/* True when x == y / x >= 0 is provable. */
+bool onnx_dim_equal(onnx_importer *imp, ir_expr *x, ir_expr *y);
+bool onnx_dim_nonneg(onnx_importer *imp, ir_expr *x);
+/* "[batch, 512]" (or "batch" for a scalar) into buf, for messages. */
+const char *onnx_shape_value_str(const onnx_shape_value *sv, char *buf, size_t size);
+/* The first symbolic element as text. */
+const char *onnx_shape_value_symbolic(const onnx_shape_value *sv, char *buf, size_t size);
+/* The inputs of op_type (bit i: input i) that may be symbolic shape values (onnx_ops.c). */
+uint32_t onnx_shape_inputs(const char *op_type);
 #endif
 
 #endif

@@ -1,9 +1,12 @@
 /* onnx_ops.c: the ONNX converter table. Each entry maps an ONNX op (default domain) and an
  * opset range to a function that builds relay calls through onnx_call, which folds calls on
  * constants, so shape arithmetic (Shape -> Gather -> Unsqueeze -> Concat -> Reshape) becomes
- * constants as soon as the shapes are known. Attributes that relay needs as constants
- * (Reshape's shape, Slice's starts, ...) must be constants after folding; otherwise the
- * converter fails with KILN_ERR_UNSUPPORTED naming the input. */
+ * constants as soon as the shapes are known. With symbolic dimensions the same chains compute
+ * on symbolic shape values (onnx.h): Shape, Gather, Slice, Squeeze, Unsqueeze, Concat, Cast,
+ * Add, Sub, Mul and Div keep them symbolic, Reshape maps them onto 0 (copy) / -1 (infer).
+ * Attributes that relay needs as constants (Reshape's shape, Slice's starts, ...) must be
+ * constants after folding; otherwise the converter fails with KILN_ERR_UNSUPPORTED naming the
+ * input. */
 #define KILN_ONNX_INTERNAL
 #include <math.h>
 #include <stdlib.h>
@@ -106,15 +109,70 @@ UNARY_CONV(conv_hardswish, "hard_swish")
     kiln_status st = need_inputs(imp, nin, in, 2);                                             \
     return st ? st : put(imp, out, call2(imp, relay_op, in[0], in[1]));                        \
   }
-BINARY_CONV(conv_add, "add")
-BINARY_CONV(conv_sub, "subtract")
-BINARY_CONV(conv_mul, "multiply")
-BINARY_CONV(conv_div, "divide")
 BINARY_CONV(conv_equal, "equal")
 BINARY_CONV(conv_less, "less")
 BINARY_CONV(conv_greater, "greater")
 BINARY_CONV(conv_and, "logical_and")
 BINARY_CONV(conv_or, "logical_or")
+
+/* ---- Symbolic shape values (see onnx.h) ------------------------------------------------------ */
+
+static const onnx_shape_value *symbolic(onnx_importer *imp, const relay_expr *e) {
+  return onnx_shape_value_of(imp, e);
+}
+
+/* An error about the shape value sv used by this node ("Reshape: ..."). */
+static kiln_status shape_fail(onnx_importer *imp, kiln_status code, const onnx_shape_value *sv,
+                              const char *fmt, const char *what) {
+  char text[256], sym[96];
+  return ir_fail(onnx_ctx(imp), IR_NO_SPAN, code, fmt, what, onnx_shape_value_str(sv, text, sizeof text),
+                 onnx_shape_value_symbolic(sv, sym, sizeof sym));
+}
+
+/* Add / Sub / Mul / Div on shape values (numpy broadcasting of ranks <= 1). Integer division
+ * of operands that are provably >= 0 is floordiv (it equals the truncation ONNX and relay's
+ * divide do there), else truncating div. Only reached when an operand is symbolic. */
+static kiln_status shape_arith(onnx_importer *imp, int kind, relay_expr *const *in, relay_expr **out) {
+  onnx_shape_value x, y;
+  const onnx_shape_value *sx = symbolic(imp, in[0]), *sy = symbolic(imp, in[1]);
+  const onnx_shape_value *s = sx ? sx : sy;
+  if (!onnx_as_shape_value(imp, in[0], &x) || !onnx_as_shape_value(imp, in[1], &y))
+    return shape_fail(imp, KILN_ERR_UNSUPPORTED, s,
+                      "%s: the shape value %s (symbolic element %s) can only be combined with "
+                      "small integer constants", "shape arithmetic");
+  if (!ir_dt_eq(x.dtype, y.dtype))
+    return fail(imp, KILN_ERR_TYPE, "shape arithmetic on operands of different integer types");
+  if (x.n != y.n && x.n != 1 && y.n != 1)
+    return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_SHAPE,
+                   "shape arithmetic on vectors of %d and %d elements", x.n, y.n);
+  int n = x.n > y.n ? x.n : y.n, rank = x.rank > y.rank ? x.rank : y.rank;
+  ir_expr *r[ONNX_MAX_SHAPE_ELEMS];
+  for (int i = 0; i < n; i++) {
+    ir_expr *a = x.elems[x.n == 1 ? 0 : i], *b = y.elems[y.n == 1 ? 0 : i];
+    int k = kind;
+    if (k == IR_DIV) {
+      int64_t v;
+      if (relay_dim_const(b, &v) && v == 0) return fail(imp, KILN_ERR_SHAPE, "shape arithmetic divides by 0");
+      if (onnx_dim_nonneg(imp, a) && onnx_dim_nonneg(imp, b)) k = IR_FLOORDIV;
+    }
+    if (!(r[i] = onnx_dim_binop(imp, k, a, b))) return fail_of(imp);
+  }
+  return put(imp, out, onnx_shape_value_new(imp, x.dtype, rank, n, r));
+}
+
+#define ARITH_CONV(fname, relay_op, ir_kind)                                                    \
+  static kiln_status fname(onnx_importer *imp, const Onnx__NodeProto *node, int opset, int nin, \
+                           relay_expr *const *in, int nout, relay_expr **out) {                \
+    (void)node, (void)opset, (void)nout;                                                       \
+    kiln_status st = need_inputs(imp, nin, in, 2);                                             \
+    if (st) return st;                                                                         \
+    if (symbolic(imp, in[0]) || symbolic(imp, in[1])) return shape_arith(imp, ir_kind, in, out); \
+    return put(imp, out, call2(imp, relay_op, in[0], in[1]));                                  \
+  }
+ARITH_CONV(conv_add, "add", IR_ADD)
+ARITH_CONV(conv_sub, "subtract", IR_SUB)
+ARITH_CONV(conv_mul, "multiply", IR_MUL)
+ARITH_CONV(conv_div, "divide", IR_DIV)
 
 /* Max / Min take any number of inputs. */
 static kiln_status fold_binary(onnx_importer *imp, const char *op, int nin, relay_expr *const *in,
@@ -246,6 +304,19 @@ static kiln_status conv_cast(onnx_importer *imp, const Onnx__NodeProto *node, in
   if (!onnx_elem_dtype((int32_t)to, &t))
     return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_UNSUPPORTED, "Cast to ONNX type %lld is not supported",
                    (long long)to);
+  const onnx_shape_value *sv = onnx_shape_value_of(imp, in[0]);
+  if (sv) {
+    /* a shape value stays one under an integer type (its elements are sizes) */
+    if (t.code != KILN_TYPE_INT && t.code != KILN_TYPE_UINT) {
+      char buf[32];
+      char what[64];
+      snprintf(what, sizeof what, "Cast to %s", kiln_dtype_str(t, buf, sizeof buf));
+      return shape_fail(imp, KILN_ERR_UNSUPPORTED, sv,
+                        "%s: the shape value %s has the symbolic element %s; only casts to integer "
+                        "types keep it symbolic", what);
+    }
+    return put(imp, out, onnx_shape_value_new(imp, t, sv->rank, sv->n, sv->elems));
+  }
   return put(imp, out, call1(imp, "cast", in[0], 1, ATTRS(dtype_attr(imp, t))));
 }
 
@@ -547,10 +618,80 @@ static kiln_status conv_flatten(onnx_importer *imp, const Onnx__NodeProto *node,
   if (axis < 0) axis += nd;
   if (axis < 0 || axis > nd) return fail(imp, KILN_ERR_SHAPE, "Flatten's axis is out of range");
   if (axis == 1 && nd >= 2) return put(imp, out, call1(imp, "nn.batch_flatten", in[0], 0, NULL));
-  int64_t shape[RELAY_MAX_DIMS], s[2] = {1, 1};
-  if ((st = onnx_static_shape(imp, in[0], "the input of Flatten", &nd, shape))) return st;
-  for (int i = 0; i < nd; i++) s[i >= axis] *= shape[i];
+  /* (prod(dims before axis), prod(dims from axis)); with symbolic dims on one side only,
+   * that side becomes -1 (inferred) */
+  const relay_tensor_type *tt = onnx_tensor_type(imp, in[0], "the input of Flatten");
+  if (!tt) return KILN_ERR_TYPE;
+  int64_t s[2] = {1, 1}, v;
+  bool sym[2] = {false, false};
+  for (int i = 0; i < nd; i++) {
+    if (relay_dim_const(tt->shape[i], &v)) s[i >= axis] *= v;
+    else sym[i >= axis] = true;
+  }
+  if (sym[0] && sym[1]) {
+    char buf[160];
+    return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_UNSUPPORTED,
+                   "Flatten at axis %lld of the shape %s: both sides have symbolic dimensions",
+                   (long long)axis, relay_shape_str(tt, buf, sizeof buf));
+  }
+  if (sym[0]) s[0] = -1;
+  if (sym[1]) s[1] = -1;
   return put(imp, out, reshape(imp, in[0], 2, s));
+}
+
+/* Reshape to a symbolic shape value. relay's newshape holds integers only, so each element
+ * is mapped: a constant stays (0 copies, -1 infers, as ONNX says without allowzero), an element
+ * equal to the input's dimension at the same position becomes 0 (copy), and one remaining
+ * symbolic element becomes -1 (infer), which must then equal the inferred dimension. */
+static kiln_status reshape_symbolic(onnx_importer *imp, const Onnx__NodeProto *node, relay_expr *x,
+                                    const onnx_shape_value *sv, relay_expr **out) {
+  const relay_tensor_type *xt = onnx_tensor_type(imp, x, "Reshape's data");
+  if (!xt) return KILN_ERR_TYPE;
+  if (sv->rank != 1 || sv->n > RELAY_MAX_DIMS)
+    return fail(imp, KILN_ERR_UNSUPPORTED, "Reshape's shape must be a 1-d vector of at most 8 elements");
+  bool allowzero = onnx_attr_int(node, "allowzero", 0) != 0;
+  int64_t ns[RELAY_MAX_DIMS];
+  int ninfer = 0, sym_infer = -1;
+  for (int i = 0; i < sv->n; i++) {
+    ir_expr *e = sv->elems[i];
+    if (relay_dim_const(e, &ns[i])) {
+      if (ns[i] == 0 && allowzero)
+        return fail(imp, KILN_ERR_UNSUPPORTED, "Reshape with allowzero = 1 and a 0 in the shape is not supported");
+      ninfer += ns[i] == -1;
+    } else if (i < xt->ndim && onnx_dim_equal(imp, e, xt->shape[i])) {
+      ns[i] = 0;
+    } else {
+      ns[i] = -1;
+      ninfer++;
+      if (sym_infer < 0) sym_infer = i;
+    }
+  }
+  if (ninfer > 1 && sym_infer >= 0) {
+    char text[256], dim[96];
+    return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_UNSUPPORTED,
+                   "Reshape: the shape %s has more than one element to infer (the symbolic element "
+                   "%s is not the input's dimension %d, and relay's reshape infers one -1 only)",
+                   onnx_shape_value_str(sv, text, sizeof text),
+                   relay_dim_str(sv->elems[sym_infer], dim, sizeof dim), sym_infer);
+  }
+  relay_expr *y = reshape(imp, x, sv->n, ns);
+  if (!y) return fail_of(imp);
+  /* the inferred dimension must be the symbolic element it stands for */
+  const relay_tensor_type *yt = onnx_tensor_type(imp, y, "Reshape's result");
+  if (!yt) return KILN_ERR_TYPE;
+  for (int i = 0; i < sv->n; i++) {
+    int64_t v;
+    if (relay_dim_const(sv->elems[i], &v) || ns[i] != -1) continue;
+    if (!onnx_dim_equal(imp, yt->shape[i], sv->elems[i])) {
+      char text[256], dim[96], got[96];
+      return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_UNSUPPORTED,
+                     "Reshape: the shape %s has the symbolic element %s, which is neither the input's "
+                     "dimension %d nor provably the remaining size %s",
+                     onnx_shape_value_str(sv, text, sizeof text), relay_dim_str(sv->elems[i], dim, sizeof dim), i,
+                     relay_dim_str(yt->shape[i], got, sizeof got));
+    }
+  }
+  return put(imp, out, y);
 }
 
 static kiln_status conv_reshape(onnx_importer *imp, const Onnx__NodeProto *node, int opset,
@@ -558,6 +699,8 @@ static kiln_status conv_reshape(onnx_importer *imp, const Onnx__NodeProto *node,
   (void)opset, (void)nout;
   kiln_status st = need_inputs(imp, nin, in, 2);
   if (st) return st;
+  const onnx_shape_value *sv = symbolic(imp, in[1]);
+  if (sv) return reshape_symbolic(imp, node, in[0], sv, out);
   int n;
   int64_t *shape;
   if ((st = onnx_const_ints(imp, in[1], "Reshape's shape input", &n, &shape))) return st;
@@ -584,6 +727,23 @@ static kiln_status conv_concat(onnx_importer *imp, const Onnx__NodeProto *node, 
   (void)opset, (void)nout;
   kiln_status st = need_inputs(imp, nin, in, nin > 0 ? nin : 1);
   if (st) return st;
+  const onnx_shape_value *sym = NULL;
+  for (int i = 0; i < nin && !sym; i++) sym = symbolic(imp, in[i]);
+  if (sym) { /* shape values joined along axis 0 */
+    int64_t axis = onnx_attr_int(node, "axis", 0);
+    ir_expr *r[ONNX_MAX_SHAPE_ELEMS];
+    int m = 0;
+    onnx_shape_value v = {KILN_INT64, 1, 0, NULL};
+    for (int i = 0; i < nin; i++) {
+      if (!onnx_as_shape_value(imp, in[i], &v) || v.rank != 1 || (axis != 0 && axis != -1))
+        return shape_fail(imp, KILN_ERR_UNSUPPORTED, sym,
+                          "%s: the shape value %s (symbolic element %s) can only be joined with "
+                          "1-d integer vectors along axis 0", "Concat");
+      if (m + v.n > ONNX_MAX_SHAPE_ELEMS) return fail(imp, KILN_ERR_UNSUPPORTED, "Concat: the shape value is too long");
+      for (int k = 0; k < v.n; k++) r[m++] = v.elems[k];
+    }
+    return put(imp, out, onnx_shape_value_new(imp, sym->dtype, 1, m, r));
+  }
   return put(imp, out, onnx_call(imp, "concatenate", nin, in, 1,
                                  ATTRS(relay_attr_int(A(imp), "axis", onnx_attr_int(node, "axis", 0)))));
 }
@@ -623,6 +783,30 @@ static kiln_status conv_split(onnx_importer *imp, const Onnx__NodeProto *node, i
   return KILN_OK;
 }
 
+/* Slice of a symbolic shape value: one range along axis 0, clamped as ONNX says (for a
+ * negative step, start within [0, n - 1] and end within [-1, n - 1]). */
+static kiln_status slice_shape(onnx_importer *imp, const onnx_shape_value *sv, int k,
+                               const int64_t *b, const int64_t *e, const int64_t *ax,
+                               const int64_t *steps, relay_expr **out) {
+  if (sv->rank != 1 || k != 1 || (ax && ax[0] != 0 && ax[0] != -1))
+    return fail(imp, KILN_ERR_UNSUPPORTED, "Slice of a shape value needs one range along axis 0");
+  int64_t n = sv->n, step = steps ? steps[0] : 1, start = b[0], end = e[0];
+  if (step == 0) return fail(imp, KILN_ERR_CORRUPT, "Slice's step is 0");
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  if (step > 0) {
+    start = start < 0 ? 0 : start > n ? n : start;
+    end = end < 0 ? 0 : end > n ? n : end;
+  } else {
+    start = start < 0 ? 0 : start > n - 1 ? n - 1 : start;
+    end = end < -1 ? -1 : end > n - 1 ? n - 1 : end;
+  }
+  ir_expr *r[ONNX_MAX_SHAPE_ELEMS];
+  int m = 0;
+  for (int64_t i = start; step > 0 ? i < end : i > end; i += step) r[m++] = sv->elems[i];
+  return put(imp, out, onnx_shape_value_new(imp, sv->dtype, 1, m, r));
+}
+
 /* Slice (opset >= 10): starts, ends and the optional axes and steps are constant inputs. */
 static kiln_status conv_slice(onnx_importer *imp, const Onnx__NodeProto *node, int opset, int nin,
                               relay_expr *const *in, int nout, relay_expr **out) {
@@ -638,11 +822,37 @@ static kiln_status conv_slice(onnx_importer *imp, const Onnx__NodeProto *node, i
     return st;
   if (ne != nb || (na && na != nb) || (ns && ns != nb))
     return fail(imp, KILN_ERR_CORRUPT, "Slice's starts, ends, axes and steps differ in length");
+  const onnx_shape_value *sv = symbolic(imp, in[0]);
+  if (sv) return slice_shape(imp, sv, nb, b, e, ax, steps, out);
   ir_arena *a = A(imp);
   return put(imp, out, call1(imp, "strided_slice", in[0], 4,
                              ATTRS(relay_attr_ints(a, "begin", nb, b), relay_attr_ints(a, "end", ne, e),
                                    relay_attr_ints(a, "strides", ns, steps),
                                    relay_attr_ints(a, "axes", na, ax))));
+}
+
+/* Gather from a symbolic shape value: constant indices (a scalar or a vector) along axis 0. */
+static kiln_status gather_shape(onnx_importer *imp, const Onnx__NodeProto *node,
+                                const onnx_shape_value *sv, relay_expr *indices, relay_expr **out) {
+  int64_t axis = onnx_attr_int(node, "axis", 0);
+  if (sv->rank != 1 || (axis != 0 && axis != -1))
+    return fail(imp, KILN_ERR_SHAPE, "Gather from a shape value needs axis 0");
+  int n, nd = ndim_of(indices);
+  int64_t *idx;
+  kiln_status st = onnx_const_ints(imp, indices, "Gather's indices (into a symbolic shape)", &n, &idx);
+  if (st) return st;
+  if (nd > 1) return fail(imp, KILN_ERR_UNSUPPORTED, "Gather from a shape value needs scalar or 1-d indices");
+  ir_expr *r[ONNX_MAX_SHAPE_ELEMS];
+  if (n > ONNX_MAX_SHAPE_ELEMS) return fail(imp, KILN_ERR_UNSUPPORTED, "Gather from a shape value: too many indices");
+  for (int i = 0; i < n; i++) {
+    int64_t k = idx[i] < 0 ? idx[i] + sv->n : idx[i];
+    if (k < 0 || k >= sv->n)
+      return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_SHAPE,
+                     "Gather: index %lld is out of range for a shape of %d elements",
+                     (long long)idx[i], sv->n);
+    r[i] = sv->elems[k];
+  }
+  return put(imp, out, onnx_shape_value_new(imp, sv->dtype, nd, n, r));
 }
 
 /* Gather: relay's take. Constant negative indices are made positive first (take clips). */
@@ -651,6 +861,8 @@ static kiln_status conv_gather(onnx_importer *imp, const Onnx__NodeProto *node, 
   (void)opset, (void)nout;
   kiln_status st = need_inputs(imp, nin, in, 2);
   if (st) return st;
+  const onnx_shape_value *sv = symbolic(imp, in[0]);
+  if (sv) return gather_shape(imp, node, sv, in[1], out);
   int64_t axis = onnx_attr_int(node, "axis", 0);
   relay_expr *idx = in[1];
   const relay_tensor_type *xt = onnx_tensor_type(imp, in[0], "Gather's data");
@@ -693,6 +905,14 @@ static kiln_status conv_unsqueeze(onnx_importer *imp, const Onnx__NodeProto *nod
   int64_t *axes;
   if ((st = read_axes(imp, node, opset, 13, nin, in, 1, &n, &axes))) return st;
   if (!n) return fail(imp, KILN_ERR_CORRUPT, "Unsqueeze needs axes");
+  const onnx_shape_value *sv = symbolic(imp, in[0]);
+  if (sv) { /* a scalar shape element becomes a 1-element vector */
+    if (sv->rank != 0 || n != 1 || (axes[0] != 0 && axes[0] != -1))
+      return shape_fail(imp, KILN_ERR_UNSUPPORTED, sv,
+                        "%s: the shape value %s (symbolic element %s) can only be unsqueezed from "
+                        "a scalar to a vector", "Unsqueeze");
+    return put(imp, out, onnx_shape_value_new(imp, sv->dtype, 1, 1, sv->elems));
+  }
   int rank = ndim_of(in[0]) + n;
   for (int i = 0; i < n; i++) {
     if (axes[i] < 0) axes[i] += rank;
@@ -713,26 +933,40 @@ static kiln_status conv_squeeze(onnx_importer *imp, const Onnx__NodeProto *node,
   int n;
   int64_t *axes;
   if ((st = read_axes(imp, node, opset, 13, nin, in, 1, &n, &axes))) return st;
+  const onnx_shape_value *sv = symbolic(imp, in[0]);
+  if (sv) { /* a 1-element shape vector becomes a scalar */
+    if (sv->rank != 1 || sv->n != 1 || n > 1 || (n == 1 && axes[0] != 0 && axes[0] != -1))
+      return shape_fail(imp, KILN_ERR_UNSUPPORTED, sv,
+                        "%s: the shape value %s (symbolic element %s) can only be squeezed from "
+                        "one element to a scalar", "Squeeze");
+    return put(imp, out, onnx_shape_value_new(imp, sv->dtype, 0, 1, sv->elems));
+  }
   return put(imp, out, call1(imp, "squeeze", in[0], 1, ATTRS(relay_attr_ints(A(imp), "axis", n, axes))));
 }
 
-/* Shape: a constant once the input's shape is (start / end since opset 15). */
+/* Shape (start / end since opset 15): a constant when the input's shape is, else a symbolic
+ * shape value. */
 static kiln_status conv_shape(onnx_importer *imp, const Onnx__NodeProto *node, int opset, int nin,
                               relay_expr *const *in, int nout, relay_expr **out) {
   (void)opset, (void)nout;
   kiln_status st = need_inputs(imp, nin, in, 1);
   if (st) return st;
-  int nd;
+  const relay_tensor_type *tt = onnx_tensor_type(imp, in[0], "the input of Shape");
+  if (!tt) return KILN_ERR_TYPE;
+  int nd = tt->ndim;
   int64_t shape[RELAY_MAX_DIMS];
-  if ((st = onnx_static_shape(imp, in[0], "the input of Shape", &nd, shape))) return st;
+  bool is_const = true;
+  for (int i = 0; i < nd; i++) is_const = is_const && relay_dim_const(tt->shape[i], &shape[i]);
   int64_t start = onnx_attr_int(node, "start", 0), end = onnx_attr_int(node, "end", nd);
   if (start < 0) start += nd;
   if (end < 0) end += nd;
   start = start < 0 ? 0 : start > nd ? nd : start;
   end = end < start ? start : end > nd ? nd : end;
+  int64_t len = end - start;
+  if (!is_const) /* a symbolic shape value (constant if the slice is) */
+    return put(imp, out, onnx_shape_value_new(imp, KILN_INT64, 1, (int)len, tt->shape + start));
   double v[RELAY_MAX_DIMS];
   for (int64_t i = start; i < end; i++) v[i - start] = (double)shape[i];
-  int64_t len = end - start;
   return put(imp, out, onnx_make_const(imp, KILN_INT64, 1, &len, v));
 }
 
@@ -833,12 +1067,50 @@ static kiln_status conv_pad(onnx_importer *imp, const Onnx__NodeProto *node, int
                                    relay_attr_str(a, "pad_mode", mode))));
 }
 
+/* Expand to a symbolic shape value. relay's broadcast_to takes a constant shape, so the only
+ * expressible case is a target whose every element leaves the input's dimension as it is
+ * (1, or equal to it) at the same rank: the identity. Anything else fails naming the
+ * element. */
+static kiln_status expand_symbolic(onnx_importer *imp, relay_expr *x, const onnx_shape_value *sv,
+                                   relay_expr **out) {
+  const relay_tensor_type *xt = onnx_tensor_type(imp, x, "the input of Expand");
+  if (!xt) return KILN_ERR_TYPE;
+  char text[256], dim[96], xd[96];
+  if (sv->rank != 1) return fail(imp, KILN_ERR_CORRUPT, "Expand's shape must be 1-d");
+  for (int i = 0; i < sv->n; i++) {
+    int xi = i - (sv->n - xt->ndim);
+    ir_expr *e = sv->elems[i];
+    int64_t v;
+    bool keeps = xi >= 0 && ((relay_dim_const(e, &v) && v == 1) || onnx_dim_equal(imp, e, xt->shape[xi]));
+    if (keeps) continue;
+    if (xi < 0 && relay_dim_const(e, &v) && v == 1) continue; /* leading 1s only add rank */
+    return ir_fail(onnx_ctx(imp), IR_NO_SPAN, KILN_ERR_UNSUPPORTED,
+                   "Expand: the target shape %s (element %d, %s) would stretch the input's dimension "
+                   "%s; relay's broadcast_to takes constant shapes only, so a broadcast to a shape "
+                   "with symbolic elements is not supported",
+                   onnx_shape_value_str(sv, text, sizeof text), i, relay_dim_str(e, dim, sizeof dim),
+                   xi >= 0 ? relay_dim_str(xt->shape[xi], xd, sizeof xd) : "(a new leading axis)");
+  }
+  if (sv->n <= xt->ndim) {
+    out[0] = x;
+    return KILN_OK;
+  }
+  /* leading 1s: the same elements with a higher rank */
+  if (sv->n > RELAY_MAX_DIMS) return fail(imp, KILN_ERR_UNSUPPORTED, "Expand to too many dimensions");
+  relay_expr *y = x;
+  for (int i = 0; i < sv->n - xt->ndim && y; i++)
+    y = call1(imp, "expand_dims", y, 1, ATTRS(relay_attr_int(A(imp), "axis", 0)));
+  return put(imp, out, y);
+}
+
 /* Expand: bidirectional broadcast to a constant shape (the input's shape must be constant). */
 static kiln_status conv_expand(onnx_importer *imp, const Onnx__NodeProto *node, int opset, int nin,
                                relay_expr *const *in, int nout, relay_expr **out) {
   (void)node, (void)opset, (void)nout;
   kiln_status st = need_inputs(imp, nin, in, 2);
   if (st) return st;
+  const onnx_shape_value *sv = symbolic(imp, in[1]);
+  if (sv) return expand_symbolic(imp, in[0], sv, out);
   int n, nd;
   int64_t *target, shape[RELAY_MAX_DIMS], res[RELAY_MAX_DIMS];
   if ((st = onnx_const_ints(imp, in[1], "Expand's shape input", &n, &target)) ||
@@ -865,6 +1137,11 @@ static kiln_status conv_constant_of_shape(onnx_importer *imp, const Onnx__NodePr
   if (st) return st;
   int n;
   int64_t *shape, numel = 1;
+  const onnx_shape_value *sv = symbolic(imp, in[0]);
+  if (sv)
+    return shape_fail(imp, KILN_ERR_UNSUPPORTED, sv,
+                      "%s: the shape %s has the symbolic element %s; relay constants have constant "
+                      "shapes", "ConstantOfShape");
   if ((st = onnx_const_ints(imp, in[0], "ConstantOfShape's shape input", &n, &shape))) return st;
   if (n > RELAY_MAX_DIMS) return fail(imp, KILN_ERR_UNSUPPORTED, "ConstantOfShape with too many dimensions");
   for (int i = 0; i < n; i++) {
@@ -988,6 +1265,23 @@ const onnx_converter onnx_converters[] = {
     {"Range", 11, 17, conv_range},
 };
 const int onnx_converter_count = sizeof onnx_converters / sizeof onnx_converters[0];
+
+/* Which inputs of each shape-arithmetic and shape-consuming op may be symbolic shape values
+ * (bit i: input i); every other input must be an ordinary value. */
+static const struct {
+  const char *op;
+  uint32_t inputs;
+} shape_inputs[] = {
+    {"Shape", 1u},  {"Gather", 1u},    {"Slice", 1u},     {"Squeeze", 1u},  {"Unsqueeze", 1u},
+    {"Cast", 1u},   {"Identity", 1u},  {"Add", 3u},       {"Sub", 3u},      {"Mul", 3u},
+    {"Div", 3u},    {"Concat", ~0u},   {"Reshape", 2u},   {"Expand", 2u},   {"ConstantOfShape", 1u},
+};
+
+uint32_t onnx_shape_inputs(const char *op_type) {
+  for (size_t i = 0; op_type && i < sizeof shape_inputs / sizeof shape_inputs[0]; i++)
+    if (strcmp(shape_inputs[i].op, op_type) == 0) return shape_inputs[i].inputs;
+  return 0;
+}
 
 const onnx_converter *onnx_find_converter(const char *op_type, int opset) {
   if (!op_type) return NULL;

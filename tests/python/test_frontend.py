@@ -317,3 +317,84 @@ def test_library_load_error(monkeypatch):
     with pytest.raises(kiln.KilnError) as e:
         frontend.from_onnx(gemm_model_bytes())
     assert "/nonexistent/libkiln.so" in str(e.value)
+
+
+# ---- Dynamic batch (ONNX dim_param): symbolic shape chains ---------------------------------
+
+
+class ViewCNN(torch.nn.Module):
+    """A small CNN whose flatten is x.view(x.size(0), -1) and with a reshape(b, -1, c): with a
+    dynamic batch PyTorch exports Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 4 * 4, 6)
+
+    def forward(self, x):
+        y = torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
+        y = y.view(y.size(0), -1)
+        y = self.fc(y).reshape(y.size(0), -1, 2)
+        return y * 2
+
+
+def export_dynamic(model, shape):
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.zeros(*shape),), buf, input_names=["input"],
+                          output_names=["output"], opset_version=14,
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    return buf.getvalue()
+
+
+def check_dynamic(name, model, data, shape):
+    m = frontend.from_onnx(data)
+    assert "Tensor[(batch, %s), float32]" % ", ".join(str(d) for d in shape[1:]) in str(m)
+    gen = torch.Generator().manual_seed(2)
+    for batch in (1, 3):
+        x = torch.randn((batch,) + tuple(shape[1:]), generator=gen)
+        with torch.no_grad():
+            want = model(x).numpy()
+        got = m.run(x.numpy())[0]
+        assert got.shape == want.shape
+        assert_close(got, want, "%s at batch %d" % (name, batch))
+    return m
+
+
+def test_dynamic_batch_view_cnn():
+    torch.manual_seed(0)
+    model = ViewCNN().eval()
+    m = check_dynamic("view CNN", model, export_dynamic(model, (1, 3, 8, 8)), (1, 3, 8, 8))
+    text = str(m)
+    # the symbolic batch element became 0 (copy); -1 stays -1
+    assert "newshape=[0, -1]" in text and "newshape=[0, -1, 2]" in text
+    # binding the batch specializes the module, which then runs at that batch only
+    m.bind(batch=3)
+    assert "Tensor[(3, 3, 8, 8), float32]" in str(m)
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        want = model(x).numpy()
+    m.run_passes()
+    assert_close(m.run(x.numpy())[0], want, "view CNN bound to batch 3, after the passes")
+
+
+def test_dynamic_batch_resnet18():
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    model = torchvision.models.resnet18(weights=None).eval()
+    randomize_batchnorm(model, gen)
+    check_dynamic("resnet18", model, export_dynamic(model, (1, 3, 32, 32)), (1, 3, 32, 32))
+
+
+def test_dynamic_batch_inexpressible_shape():
+    # torch.zeros(x.size(0), 4) is a ConstantOfShape of [batch, 4]: relay constants have
+    # constant shapes, so the import fails naming the node and the symbolic element.
+    class Zeros(torch.nn.Module):
+        def forward(self, x):
+            return x + torch.zeros(x.size(0), 4)
+
+    with pytest.raises(kiln.KilnError) as e:
+        frontend.from_onnx(export_dynamic(Zeros().eval(), (2, 4)))
+    assert e.value.status == frontend.ERR_UNSUPPORTED
+    assert "ConstantOfShape" in str(e.value) and "[batch, 4]" in str(e.value)
+    assert "symbolic element batch" in str(e.value)
