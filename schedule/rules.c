@@ -369,29 +369,33 @@ static kiln_status stage_names(sch_schedule *s, sch_rv root, name_list *nl) {
 
 /* Whether the block is alone in its loop nest (not placed inside another block's tile by
  * compute_at and the like): only such blocks get their own schedule in steps 3 and 4. */
-static bool owns_its_nest(sch_schedule *s, ir_block_realize *r) {
+static kiln_status owns_its_nest(sch_schedule *s, ir_block_realize *r, bool *owns) {
   int n;
   ir_for **loops;
-  if (sch_loops_around(s, &r->h, &n, &loops) != KILN_OK) {
-    ir_clear_error(s->ctx);
-    return false;
-  }
-  if (n == 0) return true;
+  kiln_status st = sch_loops_around(s, &r->h, &n, &loops);
+  if (st) return st;
+  *owns = true;
+  if (n == 0) return KILN_OK;
   int nc;
   ir_block_realize **kids;
-  if (sch_child_realizes(s, &loops[0]->h, &nc, &kids) != KILN_OK) {
-    ir_clear_error(s->ctx);
-    return false;
-  }
-  return nc == 1;
+  if ((st = sch_child_realizes(s, &loops[0]->h, &nc, &kids))) return st;
+  *owns = nc == 1;
+  return KILN_OK;
 }
 
-static bool block_exists(sch_schedule *s, const char *name, ir_block_realize **out) {
+/* Looks a block up by name: *exists is false when it is gone (inlined); out of memory is an
+ * error. */
+static kiln_status block_exists(sch_schedule *s, const char *name, ir_block_realize **out,
+                                bool *exists) {
   sch_rv rv = sch_new_block_rv(s, name); /* a lookup handle, not an instruction */
-  if (rv == SCH_RV_NONE) return false;
+  if (rv == SCH_RV_NONE) return KILN_ERR_NOMEM;
   kiln_status st = sch_get_realize(s, "default rules", rv, out);
-  if (st) ir_clear_error(s->ctx);
-  return st == KILN_OK;
+  *exists = st == KILN_OK;
+  if (st == KILN_ERR_SCHEDULE) {
+    ir_clear_error(s->ctx);
+    st = KILN_OK;
+  }
+  return st;
 }
 
 void sch_target_info_from(const tgt_target *t, sch_target_info *out) {
@@ -421,7 +425,9 @@ kiln_status sch_apply_default_rules(sch_schedule *s, const sch_target_info *t) {
   /* 1. inline injective producers (not the padding of tiled blocks) */
   for (int i = 0; i < nl->n; i++) {
     ir_block_realize *r;
-    if (!block_exists(s, nl->names[i], &r)) continue;
+    bool exists;
+    if ((st = block_exists(s, nl->names[i], &r, &exists))) goto out;
+    if (!exists) continue;
     const ir_block *b = r->block;
     if (!is_injective(b) || b->nwrites != 1 || is_param(s->func, b->writes[0]->buffer)) continue;
     if (is_pad_stage(b) && is_tileable_op(annot_str(b, "op"))) continue;
@@ -437,7 +443,9 @@ kiln_status sch_apply_default_rules(sch_schedule *s, const sch_target_info *t) {
   if ((st = stage_names(s, root, nl))) goto out;
   for (int i = 0; i < nl->n; i++) {
     ir_block_realize *r;
-    if (!block_exists(s, nl->names[i], &r) || !is_tile_block(r->block)) continue;
+    bool exists;
+    if ((st = block_exists(s, nl->names[i], &r, &exists))) goto out;
+    if (!exists || !is_tile_block(r->block)) continue;
     sch_rv rv;
     if ((st = sch_get_block(s, nl->names[i], &rv))) goto out;
     bool handled;
@@ -453,7 +461,11 @@ kiln_status sch_apply_default_rules(sch_schedule *s, const sch_target_info *t) {
     bool skip = false;
     for (int k = 0; k < done->n && !skip; k++) skip = strcmp(done->names[k], nl->names[i]) == 0;
     ir_block_realize *r;
-    if (skip || !block_exists(s, nl->names[i], &r) || !owns_its_nest(s, r)) continue;
+    bool exists, owns = false;
+    if (skip) continue;
+    if ((st = block_exists(s, nl->names[i], &r, &exists))) goto out;
+    if (exists && (st = owns_its_nest(s, r, &owns))) goto out;
+    if (!exists || !owns) continue;
     sch_rv rv;
     if ((st = sch_get_block(s, nl->names[i], &rv))) goto out;
     st = has_reduce(r->block) ? reduce_rule(s, rv) : elementwise_rule(s, t, rv);

@@ -150,5 +150,29 @@ expect 1 "trace" "$kiln" lower "$tmp/net.relay" --bind n=1 --func $f --replay "$
 expect 1 "replay: instruction .*no block named" "$kiln" lower "$tmp/net.relay" --bind n=1 --func fused_nn_softmax --replay "$tmp/traces/$f.json"
 expect 1 "unknown option" "$kiln" lower "$tmp/net.relay" --frobnicate
 
+# kiln db: a tuning database filled from JSON lines, queried, exported, merged, pruned
+cat > "$tmp/recs.jsonl" <<'EOF_JSONL'
+{"format": "kiln-tune-db", "schema_version": 2}
+{"kind": "workload", "hash": "8da2e7c9174a1f24", "summary": "nn.max_pool2d (1,8,16,16)f32", "func_text": "func @f() {}"}
+{"kind": "target", "canonical": "llvm -mcpu=znver4", "cpu": "znver4", "features": "+avx512f"}
+{"kind": "record", "workload": "8da2e7c9174a1f24", "target": "llvm -mcpu=znver4", "trace": "{\"version\": 1, \"insts\": []}", "median_s": 0.002, "min_s": 0.0019, "max_s": 0.003, "stddev_s": 0.0001, "repeats": 10, "status": "ok", "error": "", "seed": "0000000000000007", "kiln_version": "0.1.0", "host": "h", "time": 1700000000}
+{"kind": "record", "workload": "8da2e7c9174a1f24", "target": "llvm -mcpu=znver4", "trace": "{\"version\": 1, \"insts\": [1]}", "median_s": 0.001, "min_s": 0.0009, "max_s": 0.002, "stddev_s": 0.0001, "repeats": 10, "status": "ok", "error": "", "seed": "0000000000000008", "kiln_version": "0.1.0", "host": "h", "time": 1700000001}
+{"kind": "record", "workload": "8da2e7c9174a1f24", "target": "llvm -mcpu=znver4", "trace": "{}", "median_s": 0.0001, "min_s": 0.0001, "max_s": 0.0001, "stddev_s": 0, "repeats": 1, "status": "timeout", "error": "killed after 1 s", "seed": "0000000000000009", "kiln_version": "0.1.0", "host": "h", "time": 1700000002}
+EOF_JSONL
+expect 0 "imported 3 new records" "$kiln" db import "$tmp/t.db" "$tmp/recs.jsonl"
+expect 0 "workload 8da2e7c9174a1f24  nn.max_pool2d" "$kiln" db list "$tmp/t.db"
+expect 0 "timeout .*killed after 1 s" "$kiln" db list "$tmp/t.db" --records --workload 8da2e7c9174a1f24
+expect 0 "median 1000.000 us" "$kiln" db best "$tmp/t.db" --workload 8da2e7c9174a1f24 --target "llvm -mcpu=znver4"
+expect 1 "no ok record" "$kiln" db best "$tmp/t.db" --workload 0000000000000001 --target "llvm -mcpu=znver4"
+expect 0 "exported 3 records" "$kiln" db export "$tmp/t.db" "$tmp/out.jsonl"
+expect 0 "imported 3 new records" "$kiln" db import "$tmp/t2.db" "$tmp/out.jsonl"
+expect 0 "merged 0 new records" "$kiln" db merge "$tmp/t.db" "$tmp/t2.db"
+expect 0 "deleted 2 records" "$kiln" db prune "$tmp/t.db" --keep 1 --drop-failed
+expect 1 "unknown command 'frob'" "$kiln" db frob "$tmp/t.db"
+printf 'this is not a database, just text that is long enough to look like one to nobody\n' > "$tmp/junk.db"
+expect 1 "junk.db" "$kiln" db list "$tmp/junk.db"
+printf '{"format": "kiln-tune-db", "schema_version": 2}\n{"kind": "record", "workload": 12}\n' > "$tmp/bad.jsonl"
+expect 1 "bad.jsonl:2: malformed line" "$kiln" db import "$tmp/t.db" "$tmp/bad.jsonl"
+
 if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

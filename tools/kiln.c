@@ -17,10 +17,12 @@
 #include "relay/text.h"
 #include "target/codegen.h"
 
-/* `kiln asm` (cmd_asm.c), `kiln import` (cmd_import.c) and `kiln lower` (cmd_lower.c). */
+/* `kiln asm` (cmd_asm.c), `kiln import` (cmd_import.c), `kiln lower` (cmd_lower.c) and
+ * `kiln db` (cmd_db.c). */
 int kiln_cmd_asm(int argc, char **argv);
 int kiln_cmd_import(int argc, char **argv);
 int kiln_cmd_lower(int argc, char **argv);
+int kiln_cmd_db(int argc, char **argv);
 
 static const char usage[] =
     "usage: kiln <command> [options]\n"
@@ -46,6 +48,8 @@ static const char usage[] =
     "             [--no-pipeline] [-o OUT]\n"
     "        fuse a Relay module, lower each fused group to TIR, schedule it (default\n"
     "        rules for the target, or a trace) and print it after the TIR pipeline\n"
+    "  db list|best|export|import|merge|prune DB [...]\n"
+    "        look after a tuning database (kiln db --help for the details)\n"
     "  version        print the kiln version\n"
     "  help           print this text\n";
 
@@ -673,6 +677,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "asm") == 0) return kiln_cmd_asm(argc - 2, argv + 2);
   if (strcmp(argv[1], "import") == 0) return kiln_cmd_import(argc - 2, argv + 2);
   if (strcmp(argv[1], "lower") == 0) return kiln_cmd_lower(argc - 2, argv + 2);
+  if (strcmp(argv[1], "db") == 0) return kiln_cmd_db(argc - 2, argv + 2);
   if (strcmp(argv[1], "tir") == 0) {
     options o;
     if (parse_tir_options(argc - 2, argv + 2, &o)) return 1;

@@ -1,0 +1,782 @@
+/* search.c: the evolutionary search for one task (search.h). The design space is the default
+ * rules' trace; a candidate is that trace replayed with sampling instructions re-sampled from
+ * the candidate's own seed. Data flow of one round:
+ *   parents (best measured) + default trace -> random candidates and mutants (replay)
+ *   -> lowered (ir_lower_func) -> features -> cost model scores (+ model-guided generations)
+ *   -> batch: forced ones (warm start, default), best predicted, eps at random
+ *   -> tune_build + tune_measure (or the measure hook) -> database record -> retrain.
+ * Every random choice comes from one splitmix64 stream seeded by opts->seed, so the run is
+ * reproducible given the same measurements. */
+#include "autotune/search.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autotune/features.h"
+#include "ir/text.h"
+#include "ir/transform.h"
+#include "relay/lower.h"
+#include "schedule/schedule.h"
+
+/* How many generation attempts per wanted candidate before giving up on a small space. */
+enum { ATTEMPTS_PER_CANDIDATE = 4 };
+
+/* A candidate: a trace (JSON, context memory) and what the search knows about it. */
+typedef struct cand {
+  char *json;
+  size_t json_len;
+  uint64_t hash;   /* structural hash of the scheduled function (deduplication) */
+  uint64_t seed;   /* the seed its schedule was made with */
+  float *feat;     /* tune_feature_count() floats; NULL when the function did not lower */
+  double score;    /* cost model prediction (higher: faster) */
+  const char *origin; /* "default", "warm", "random", "mutant": for progress lines */
+  /* after measurement */
+  int status;      /* tune_status */
+  double median_s;
+} cand;
+
+/* A growable array of candidates (context memory). */
+typedef struct cand_list {
+  cand *v;
+  int n, cap;
+} cand_list;
+
+/* Everything one run owns; released by search_free. */
+typedef struct search {
+  kiln_context *ctx;
+  const ir_func *f;
+  const tgt_target *t;
+  tune_db *db;
+  tune_search_opts o;
+  tune_search_result *out;
+  uint64_t rng;
+  int nfeat;
+  tune_feature_options fopts;
+
+  sch_schedule *def;   /* the default schedule: its trace is the design space */
+  int nsamp;           /* sampling instructions of the default trace ... */
+  int *samp;           /* ... and their indices */
+  uint64_t default_hash;
+
+  ir_arena *arena;     /* the run's arena (workload summary) */
+  ir_arena *scratch;   /* reset per candidate: parsed traces, lowered functions */
+  uint64_t workload_hash;
+  tune_reference *ref;
+  tune_cost_model *model;
+
+  cand_list measured;  /* in measurement order */
+  cand_list forced;    /* measured before any pick: warm-start records, the default */
+  cand_list pool;      /* this round's generated candidates */
+} search;
+
+/* ---- Small helpers ---------------------------------------------------------------------- */
+
+/* splitmix64: the search's random stream. */
+static uint64_t next_rand(search *s) {
+  uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static int rand_below(search *s, int k) { return (int)(next_rand(s) % (uint64_t)k); }
+
+
+static void cand_clear(search *s, cand *c) {
+  if (c->json) ir_free(s->ctx, c->json, c->json_len + 1);
+  if (c->feat) ir_free(s->ctx, c->feat, sizeof(float) * (size_t)s->nfeat);
+  memset(c, 0, sizeof *c);
+}
+
+static void list_clear(search *s, cand_list *l) {
+  for (int i = 0; i < l->n; i++) cand_clear(s, &l->v[i]);
+  l->n = 0;
+}
+
+static void list_free(search *s, cand_list *l) {
+  list_clear(s, l);
+  ir_free(s->ctx, l->v, sizeof(cand) * (size_t)l->cap);
+  memset(l, 0, sizeof *l);
+}
+
+/* Appends c (ownership of its arrays moves to the list). On failure c is left to the caller. */
+static kiln_status list_push(search *s, cand_list *l, const cand *c) {
+  if (l->n == l->cap) {
+    int cap = l->cap ? 2 * l->cap : 16;
+    cand *v = ir_realloc(s->ctx, l->v, sizeof(cand) * (size_t)l->cap, sizeof(cand) * (size_t)cap);
+    if (!v) return KILN_ERR_NOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = *c;
+  return KILN_OK;
+}
+
+/* Moves element i out of l (the order of the others is kept). */
+static cand list_take(cand_list *l, int i) {
+  cand c = l->v[i];
+  memmove(&l->v[i], &l->v[i + 1], sizeof(cand) * (size_t)(l->n - i - 1));
+  l->n--;
+  return c;
+}
+
+static bool list_has_hash(const cand_list *l, uint64_t h) {
+  for (int i = 0; i < l->n; i++)
+    if (l->v[i].hash == h) return true;
+  return false;
+}
+
+/* Whether a function with this hash was measured, is queued, or is already in the pool. */
+static bool seen(const search *s, uint64_t h) {
+  return list_has_hash(&s->measured, h) || list_has_hash(&s->forced, h) ||
+         list_has_hash(&s->pool, h);
+}
+
+/* Memory failures stop the search; every other error of a candidate only rejects it. */
+static bool is_hard(kiln_status st) { return st == KILN_ERR_NOMEM || st == KILN_ERR_INTERNAL; }
+
+/* ---- Making candidates ------------------------------------------------------------------ */
+
+/* Replays `base` on a fresh schedule of the unscheduled function with seed, re-sampling the
+ * instructions in drop[0..ndrop); *out is the schedule (caller frees) or NULL when the replay
+ * failed for this candidate (counted; the error is cleared). Hard errors are returned. */
+static kiln_status replay_trace(search *s, const sch_trace *base, int ndrop, const int *drop,
+                                uint64_t seed, sch_schedule **out) {
+  *out = NULL;
+  sch_schedule *sch = sch_new(s->ctx, s->f, seed);
+  if (!sch) return s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM;
+  kiln_status st = sch_replay(sch, base, ndrop, drop);
+  if (st) {
+    sch_free(sch);
+    if (is_hard(st)) return st;
+    ir_clear_error(s->ctx);
+    s->out->replay_failed++;
+    return KILN_OK;
+  }
+  *out = sch;
+  return KILN_OK;
+}
+
+/* Fills c from a replayed schedule: hash, trace JSON, features (NULL when the function does
+ * not lower: it can still be measured, and fail as a build error). *dup tells whether the
+ * function was seen already (c is then left empty). */
+static kiln_status describe(search *s, sch_schedule *sch, uint64_t seed, const char *origin,
+                            cand *c, bool *dup) {
+  memset(c, 0, sizeof *c);
+  *dup = false;
+  uint64_t h;
+  kiln_status st = ir_structural_hash(s->ctx, &sch->func->h, &h);
+  if (st) return st;
+  if (seen(s, h)) {
+    *dup = true;
+    return KILN_OK;
+  }
+  c->hash = h;
+  c->seed = seed;
+  c->origin = origin;
+  if ((st = sch_trace_to_json(s->ctx, &sch->trace, &c->json, &c->json_len))) return st;
+
+  ir_func *low = NULL;
+  st = ir_lower_func(s->ctx, s->scratch, sch->func, NULL, &low);
+  if (!st) {
+    c->feat = ir_malloc(s->ctx, sizeof(float) * (size_t)s->nfeat);
+    if (!c->feat) st = KILN_ERR_NOMEM;
+    else st = tune_extract_features_opt(s->ctx, low, &s->fopts, c->feat);
+    if (st && c->feat) {
+      ir_free(s->ctx, c->feat, sizeof(float) * (size_t)s->nfeat);
+      c->feat = NULL;
+    }
+  }
+  ir_arena_reset(s->scratch);
+  if (st) {
+    if (is_hard(st)) {
+      cand_clear(s, c);
+      return st;
+    }
+    ir_clear_error(s->ctx); /* kept without features: it will rank last */
+  }
+  return KILN_OK;
+}
+
+/* Makes one candidate from base with the given drops and appends it to list `to`, unless the
+ * replay fails or the function is a duplicate (both counted). */
+static kiln_status add_candidate(search *s, const sch_trace *base, int ndrop, const int *drop,
+                                 uint64_t seed, const char *origin, cand_list *to) {
+  sch_schedule *sch;
+  kiln_status st = replay_trace(s, base, ndrop, drop, seed, &sch);
+  if (st || !sch) return st;
+  cand c;
+  bool dup;
+  st = describe(s, sch, seed, origin, &c, &dup);
+  sch_free(sch);
+  if (st) return st;
+  if (dup) {
+    s->out->duplicates++;
+    return KILN_OK;
+  }
+  if ((st = list_push(s, to, &c))) cand_clear(s, &c);
+  return st;
+}
+
+/* The same from a trace in JSON (a parent, a database record). *bad tells whether the text
+ * did not parse as a trace (the error is cleared). */
+static kiln_status add_from_json(search *s, const char *json, int ndrop, const int *drop,
+                                 uint64_t seed, const char *origin, cand_list *to, bool *bad) {
+  *bad = false;
+  sch_trace t;
+  kiln_status st = sch_trace_from_json(s->ctx, s->scratch, json, &t);
+  if (st) {
+    if (is_hard(st)) return st;
+    ir_clear_error(s->ctx);
+    *bad = true;
+    return KILN_OK;
+  }
+  /* the parsed trace lives in scratch, which describe() resets: replay it first */
+  sch_schedule *sch;
+  st = replay_trace(s, &t, ndrop, drop, seed, &sch);
+  if (st || !sch) return st;
+  cand c;
+  bool dup;
+  st = describe(s, sch, seed, origin, &c, &dup);
+  sch_free(sch);
+  if (st) return st;
+  if (dup) {
+    s->out->duplicates++;
+    return KILN_OK;
+  }
+  if ((st = list_push(s, to, &c))) cand_clear(s, &c);
+  return st;
+}
+
+/* A random point of the space: every sampling instruction of the default trace re-sampled. */
+static kiln_status add_random(search *s, cand_list *to) {
+  uint64_t seed = next_rand(s);
+  return add_candidate(s, &s->def->trace, s->nsamp, s->samp, seed, "random", to);
+}
+
+/* A mutant of parent (a trace in JSON; NULL: the default trace): one or two of its sampling
+ * instructions re-sampled. */
+static kiln_status add_mutant(search *s, const char *parent, cand_list *to) {
+  int drop[2];
+  int ndrop = s->nsamp >= 2 && rand_below(s, 2) ? 2 : 1;
+  drop[0] = s->samp[rand_below(s, s->nsamp)];
+  if (ndrop == 2) {
+    do drop[1] = s->samp[rand_below(s, s->nsamp)];
+    while (drop[1] == drop[0]);
+  }
+  uint64_t seed = next_rand(s);
+  if (!parent) return add_candidate(s, &s->def->trace, ndrop, drop, seed, "mutant", to);
+  bool bad;
+  kiln_status st = add_from_json(s, parent, ndrop, drop, seed, "mutant", to, &bad);
+  if (!st && bad) s->out->replay_failed++;
+  return st;
+}
+
+/* ---- Warm start ------------------------------------------------------------------------- */
+
+/* The database's ok records for the task with the lowest medians (at most cap, ascending). */
+typedef struct best_list {
+  kiln_context *ctx;
+  int n, cap;
+  double *median;
+  char **json;
+  uint64_t *seed;
+  bool oom;
+} best_list;
+
+static int collect_best(void *ud, const tune_record *r) {
+  best_list *b = ud;
+  if (r->status != TUNE_STATUS_OK) return 0;
+  int pos = b->n;
+  while (pos > 0 && b->median[pos - 1] > r->median_s) pos--;
+  if (pos >= b->cap) return 0;
+  char *copy = ir_strdup(b->ctx, r->trace_json);
+  if (!copy) {
+    b->oom = true;
+    return 1;
+  }
+  if (b->n == b->cap) { /* the last one falls off */
+    ir_free(b->ctx, b->json[b->n - 1], strlen(b->json[b->n - 1]) + 1);
+    b->n--;
+  }
+  memmove(&b->median[pos + 1], &b->median[pos], sizeof(double) * (size_t)(b->n - pos));
+  memmove(&b->json[pos + 1], &b->json[pos], sizeof(char *) * (size_t)(b->n - pos));
+  memmove(&b->seed[pos + 1], &b->seed[pos], sizeof(uint64_t) * (size_t)(b->n - pos));
+  b->median[pos] = r->median_s;
+  b->json[pos] = copy;
+  b->seed[pos] = r->seed;
+  b->n++;
+  return 0;
+}
+
+/* Queues the database's best traces for the task (replayed with their decisions, so they
+ * are re-measured here, never trusted): records that do not parse or replay are skipped and
+ * counted, the next best taking their place. */
+static kiln_status warm_start(search *s) {
+  if (!s->db || s->o.warm_start <= 0) return KILN_OK;
+  /* room for some broken records among the best */
+  int cap = 4 * s->o.warm_start + 16;
+  best_list b = {.ctx = s->ctx, .cap = cap};
+  b.median = ir_malloc(s->ctx, sizeof(double) * (size_t)cap);
+  b.json = ir_malloc(s->ctx, sizeof(char *) * (size_t)cap);
+  b.seed = ir_malloc(s->ctx, sizeof(uint64_t) * (size_t)cap);
+  kiln_status st = b.median && b.json && b.seed ? KILN_OK : KILN_ERR_NOMEM;
+  int64_t corrupted = 0;
+  if (!st)
+    st = tune_db_list_records(s->db, true, s->workload_hash, s->t->canonical, collect_best, &b,
+                              &corrupted);
+  if (!st && b.oom) st = KILN_ERR_NOMEM;
+  if (!st) s->out->warm_skipped += (int)corrupted;
+  for (int i = 0; !st && i < b.n && s->forced.n < s->o.warm_start; i++) {
+    bool repeated = false; /* the same trace stored twice: one is enough */
+    for (int j = 0; j < i; j++)
+      if (strcmp(b.json[j], b.json[i]) == 0) repeated = true;
+    if (repeated) continue;
+    int before_fail = s->out->replay_failed, before_n = s->forced.n;
+    bool bad;
+    st = add_from_json(s, b.json[i], 0, NULL, b.seed[i], "warm", &s->forced, &bad);
+    if (st) break;
+    if (bad || s->out->replay_failed > before_fail) {
+      s->out->replay_failed = before_fail; /* counted as a skipped record instead */
+      s->out->warm_skipped++;
+      if (s->o.verbose)
+        fprintf(stderr, "tune_search: skipped database record %d (median %g s): its trace "
+                "no longer replays\n", i, b.median[i]);
+    } else if (s->forced.n > before_n) {
+      s->out->warm_started++;
+    }
+  }
+  for (int i = 0; i < b.n; i++) ir_free(s->ctx, b.json[i], strlen(b.json[i]) + 1);
+  ir_free(s->ctx, b.median, sizeof(double) * (size_t)cap);
+  ir_free(s->ctx, b.json, sizeof(char *) * (size_t)cap);
+  ir_free(s->ctx, b.seed, sizeof(uint64_t) * (size_t)cap);
+  return st;
+}
+
+/* ---- Ranking ------------------------------------------------------------------------------ */
+
+/* Scores the pool's candidates from `from` on with the model (untrained: 0 for all);
+ * candidates without features get -inf so they rank last. */
+static kiln_status score_pool(search *s, int from) {
+  int n = 0;
+  for (int i = from; i < s->pool.n; i++) {
+    s->pool.v[i].score = -INFINITY;
+    if (s->pool.v[i].feat) n++;
+  }
+  if (n == 0) return KILN_OK;
+  size_t rows = (size_t)n * (size_t)s->nfeat;
+  float *x = ir_malloc(s->ctx, sizeof(float) * rows);
+  double *y = ir_malloc(s->ctx, sizeof(double) * (size_t)n);
+  kiln_status st = x && y ? KILN_OK : KILN_ERR_NOMEM;
+  if (!st) {
+    int k = 0;
+    for (int i = from; i < s->pool.n; i++)
+      if (s->pool.v[i].feat)
+        memcpy(x + (size_t)k++ * (size_t)s->nfeat, s->pool.v[i].feat,
+               sizeof(float) * (size_t)s->nfeat);
+    st = tune_cost_model_predict(s->model, n, x, y);
+  }
+  if (!st) {
+    int k = 0;
+    for (int i = from; i < s->pool.n; i++)
+      if (s->pool.v[i].feat) s->pool.v[i].score = y[k++];
+  }
+  ir_free(s->ctx, x, sizeof(float) * rows);
+  ir_free(s->ctx, y, sizeof(double) * (size_t)n);
+  return st;
+}
+
+/* Shuffles the pool (so equal scores, e.g. an untrained model's, come in random order), then
+ * sorts it by score, best first (insertion sort: stable, and pools are small). */
+static void rank_pool(search *s) {
+  cand *v = s->pool.v;
+  for (int i = s->pool.n - 1; i > 0; i--) {
+    int j = rand_below(s, i + 1);
+    cand tmp = v[i];
+    v[i] = v[j];
+    v[j] = tmp;
+  }
+  for (int i = 1; i < s->pool.n; i++) {
+    cand c = v[i];
+    int j = i;
+    while (j > 0 && v[j - 1].score < c.score) {
+      v[j] = v[j - 1];
+      j--;
+    }
+    v[j] = c;
+  }
+}
+
+/* Indices of the best measured ok candidates (at most population), fastest first, in idx. */
+static int best_measured(search *s, int *idx) {
+  int n = 0;
+  for (int i = 0; i < s->measured.n; i++) {
+    const cand *c = &s->measured.v[i];
+    if (c->status != TUNE_STATUS_OK) continue;
+    int pos = n;
+    while (pos > 0 && s->measured.v[idx[pos - 1]].median_s > c->median_s) pos--;
+    if (pos >= s->o.population) continue;
+    if (n < s->o.population) n++;
+    memmove(&idx[pos + 1], &idx[pos], sizeof(int) * (size_t)(n - 1 - pos));
+    idx[pos] = i;
+  }
+  return n;
+}
+
+/* Fills the pool for one round: random candidates and mutants of the best measured ones (half
+ * each; mutants of the default trace while nothing was measured ok),
+ * then, once the model is trained, `generations` rounds of mutants of the best predicted. */
+static kiln_status fill_pool(search *s) {
+  if (s->nsamp == 0) return KILN_OK; /* the space is the default schedule alone */
+  int *parents = ir_malloc(s->ctx, sizeof(int) * (size_t)s->o.population);
+  if (!parents) return KILN_ERR_NOMEM;
+  int nparents = best_measured(s, parents);
+  int want = s->o.candidates;
+  kiln_status st = KILN_OK;
+  for (int tries = 0; !st && s->pool.n < want && tries < ATTEMPTS_PER_CANDIDATE * want; tries++) {
+    if (rand_below(s, 2) == 0) st = add_random(s, &s->pool);
+    else if (nparents > 0)
+      st = add_mutant(s, s->measured.v[parents[rand_below(s, nparents)]].json, &s->pool);
+    else
+      st = add_mutant(s, NULL, &s->pool);
+  }
+  ir_free(s->ctx, parents, sizeof(int) * (size_t)s->o.population);
+  if (!st) st = score_pool(s, 0);
+  if (st || !tune_cost_model_trained(s->model)) return st;
+
+  /* model-guided generations: the best predicted candidates breed more */
+  for (int g = 0; !st && g < s->o.generations; g++) {
+    rank_pool(s);
+    int np = s->pool.n < s->o.population ? s->pool.n : s->o.population;
+    int first = s->pool.n, add = want / 2 > 0 ? want / 2 : 1;
+    for (int tries = 0; !st && np > 0 && s->pool.n < first + add &&
+                        tries < ATTEMPTS_PER_CANDIDATE * add; tries++) {
+      /* copy the parent's text: pushing to the pool may move it */
+      char *parent = ir_strdup(s->ctx, s->pool.v[rand_below(s, np)].json);
+      if (!parent) return KILN_ERR_NOMEM;
+      st = add_mutant(s, parent, &s->pool);
+      ir_free(s->ctx, parent, strlen(parent) + 1);
+    }
+    if (!st) st = score_pool(s, first);
+  }
+  return st;
+}
+
+/* ---- Measuring -------------------------------------------------------------------------- */
+
+/* Builds and measures candidate c (its trace replayed again from the JSON, so what is
+ * measured is exactly what is stored) and fills r. Only hard errors are returned. */
+static kiln_status measure(search *s, const cand *c, tune_result *r) {
+  memset(r, 0, sizeof *r);
+  sch_trace t;
+  kiln_status st = sch_trace_from_json(s->ctx, s->scratch, c->json, &t);
+  sch_schedule *sch = NULL;
+  if (!st) {
+    sch = sch_new(s->ctx, s->f, c->seed);
+    st = sch ? sch_replay(sch, &t, 0, NULL) : (s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM);
+  }
+  if (st) {
+    sch_free(sch);
+    ir_arena_reset(s->scratch);
+    if (is_hard(st)) return st;
+    tune_result_fail(r, TUNE_BUILD_ERROR, kiln_context_errmsg(s->ctx));
+    ir_clear_error(s->ctx);
+    return KILN_OK;
+  }
+  if (s->o.measure_fn) {
+    st = s->o.measure_fn(s->o.measure_ud, s->ctx, sch->func, c->json, r);
+  } else {
+    tune_built *k = NULL;
+    st = tune_build(s->ctx, s->t, sch->func, &k);
+    if (st == KILN_ERR_NOMEM) {
+      /* stop: no memory */
+    } else if (st) {
+      tune_result_fail(r, TUNE_BUILD_ERROR, kiln_context_errmsg(s->ctx));
+      ir_clear_error(s->ctx);
+      st = KILN_OK;
+    } else {
+      const void *const *refs = s->ref ? (const void *const *)s->ref->data : NULL;
+      st = tune_measure(s->ctx, k, sch->func, &s->o.measure, refs, r);
+    }
+    tune_built_free(k);
+  }
+  sch_free(sch);
+  ir_arena_reset(s->scratch);
+  return st;
+}
+
+/* Stores one measurement in the database. */
+static kiln_status record(search *s, const cand *c, const tune_result *r) {
+  if (!s->db) return KILN_OK;
+  tune_record rec = {
+      .workload_hash = s->workload_hash,
+      .target = s->t->canonical,
+      .trace_json = c->json,
+      .median_s = r->median_s,
+      .min_s = r->min_s,
+      .max_s = r->max_s,
+      .stddev_s = r->stddev_s,
+      .repeats = r->repeats,
+      .status = (tune_status)r->status,
+      .error = r->error,
+      .seed = c->seed,
+  };
+  return tune_db_add_record(s->db, &rec, NULL);
+}
+
+/* Measures c (taken over by the search), records it and updates the result. */
+static kiln_status measure_and_keep(search *s, cand *c) {
+  tune_result r;
+  kiln_status st = measure(s, c, &r);
+  if (!st && (r.status < TUNE_OK || r.status > TUNE_WRONG_RESULT)) {
+    st = ir_fail(s->ctx, IR_NO_SPAN, KILN_ERR_INTERNAL,
+                 "tune_search: the measurement of candidate %d gave status %d", s->out->trials,
+                 r.status);
+  }
+  if (!st && r.status == TUNE_OK && !(r.median_s > 0 && isfinite(r.median_s)))
+    st = ir_fail(s->ctx, IR_NO_SPAN, KILN_ERR_INTERNAL,
+                 "tune_search: candidate %d measured ok with median %g s", s->out->trials,
+                 r.median_s);
+  if (!st) st = record(s, c, &r);
+  if (st) {
+    cand_clear(s, c);
+    return st;
+  }
+  c->status = r.status;
+  c->median_s = r.status == TUNE_OK ? r.median_s : 0;
+  tune_search_result *out = s->out;
+  int index = out->trials++;
+  out->failures[r.status]++;
+  if (c->hash == s->default_hash && r.status == TUNE_OK) out->default_median_s = r.median_s;
+  if (r.status == TUNE_OK && (!out->best_trace_json || r.median_s < out->best_median_s)) {
+    char *best = ir_strdup(s->ctx, c->json);
+    if (!best) {
+      cand_clear(s, c);
+      return KILN_ERR_NOMEM;
+    }
+    if (out->best_trace_json)
+      ir_free(s->ctx, out->best_trace_json, strlen(out->best_trace_json) + 1);
+    out->best_trace_json = best;
+    out->best_median_s = r.median_s;
+  }
+  if (s->o.verbose) {
+    if (r.status == TUNE_OK)
+      fprintf(stderr, "tune_search: [%d/%d] %-7s %10.3f us  (best %.3f us)\n", index + 1,
+              s->o.trials, c->origin, r.median_s * 1e6, out->best_median_s * 1e6);
+    else
+      fprintf(stderr, "tune_search: [%d/%d] %-7s %s: %s\n", index + 1, s->o.trials, c->origin,
+              tune_status_name((tune_status)r.status), r.error);
+  }
+  if (s->o.on_measured) s->o.on_measured(s->o.on_measured_ud, index, c->json, &r);
+  if ((st = list_push(s, &s->measured, c))) cand_clear(s, c);
+  return st;
+}
+
+/* Retrains the model on every measurement of this run that has features: throughput
+ * 1 / median, failures 0. Needs at least one success. */
+static kiln_status retrain(search *s) {
+  int n = 0, nok = 0;
+  for (int i = 0; i < s->measured.n; i++)
+    if (s->measured.v[i].feat) {
+      n++;
+      if (s->measured.v[i].status == TUNE_STATUS_OK) nok++;
+    }
+  if (nok == 0) return KILN_OK;
+  size_t rows = (size_t)n * (size_t)s->nfeat;
+  float *x = ir_malloc(s->ctx, sizeof(float) * rows);
+  double *y = ir_malloc(s->ctx, sizeof(double) * (size_t)n);
+  kiln_status st = x && y ? KILN_OK : KILN_ERR_NOMEM;
+  if (!st) {
+    int k = 0;
+    for (int i = 0; i < s->measured.n; i++) {
+      const cand *c = &s->measured.v[i];
+      if (!c->feat) continue;
+      memcpy(x + (size_t)k * (size_t)s->nfeat, c->feat, sizeof(float) * (size_t)s->nfeat);
+      y[k++] = c->status == TUNE_STATUS_OK ? 1.0 / c->median_s : 0.0;
+    }
+    st = tune_cost_model_train(s->model, n, x, y);
+  }
+  ir_free(s->ctx, x, sizeof(float) * rows);
+  ir_free(s->ctx, y, sizeof(double) * (size_t)n);
+  return st;
+}
+
+/* One round: the forced candidates first, then the best predicted and eps at random from a
+ * fresh pool. *done tells that nothing was left to measure (the space is exhausted). */
+static kiln_status round_once(search *s, bool *done) {
+  int batch = s->o.measure_batch;
+  int left = s->o.trials - s->out->trials;
+  if (batch > left) batch = left;
+  int measured = 0;
+  kiln_status st = KILN_OK;
+  while (!st && measured < batch && s->forced.n > 0) {
+    cand c = list_take(&s->forced, 0);
+    st = measure_and_keep(s, &c);
+    measured++;
+  }
+  if (!st && measured < batch) {
+    list_clear(s, &s->pool);
+    st = fill_pool(s);
+    if (!st) rank_pool(s);
+    int want = batch - measured;
+    int nrand = (int)(s->o.eps_random * want + 0.5);
+    int ntop = want - nrand;
+    for (int i = 0; !st && i < ntop && s->pool.n > 0; i++) {
+      cand c = list_take(&s->pool, 0);
+      st = measure_and_keep(s, &c);
+      measured++;
+    }
+    for (int i = 0; !st && i < nrand && s->pool.n > 0; i++) {
+      cand c = list_take(&s->pool, rand_below(s, s->pool.n));
+      st = measure_and_keep(s, &c);
+      measured++;
+    }
+    list_clear(s, &s->pool);
+  }
+  if (!st && measured > 0) {
+    s->out->rounds++;
+    st = retrain(s);
+  }
+  *done = measured == 0;
+  return st;
+}
+
+/* ---- Setup and the driver ----------------------------------------------------------------- */
+
+/* Registers the workload and the target in the database. */
+static kiln_status register_task(search *s) {
+  relay_workload wk;
+  kiln_status st = relay_workload_key(s->ctx, s->arena, s->f, &wk);
+  if (st) return st;
+  s->workload_hash = wk.hash;
+  if (!s->db) return KILN_OK;
+  ir_strbuf sb;
+  ir_sb_init(&sb, s->ctx);
+  st = ir_print_node(s->ctx, &s->f->h, &sb);
+  size_t len = 0;
+  char *text = st ? NULL : ir_sb_take(&sb, &len);
+  if (st) ir_sb_free(&sb);
+  else if (!text) st = KILN_ERR_NOMEM;
+  if (!st) st = tune_db_add_workload(s->db, wk.hash, wk.summary, text, NULL);
+  if (text) ir_free(s->ctx, text, len + 1);
+  if (!st) st = tune_db_add_target(s->db, s->t->canonical, s->t->cpu, s->t->features, NULL);
+  return st;
+}
+
+/* The default schedule, the sampling instructions of its trace, and the default candidate
+ * queued after the warm-start ones. */
+static kiln_status setup_space(search *s) {
+  s->def = sch_new(s->ctx, s->f, s->o.seed);
+  if (!s->def) return s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM;
+  sch_target_info ti;
+  sch_target_info_from(s->t, &ti);
+  kiln_status st = sch_apply_default_rules(s->def, &ti);
+  if (st) return st;
+  const sch_trace *tr = &s->def->trace;
+  for (int i = 0; i < tr->ninsts; i++)
+    if (tr->insts[i].ndecision >= 0) s->nsamp++;
+  if (s->nsamp > 0) {
+    s->samp = ir_malloc(s->ctx, sizeof(int) * (size_t)s->nsamp);
+    if (!s->samp) return KILN_ERR_NOMEM;
+    int k = 0;
+    for (int i = 0; i < tr->ninsts; i++)
+      if (tr->insts[i].ndecision >= 0) s->samp[k++] = i;
+  }
+  return ir_structural_hash(s->ctx, &s->def->func->h, &s->default_hash);
+}
+
+static kiln_status queue_default(search *s) {
+  if (list_has_hash(&s->forced, s->default_hash)) return KILN_OK; /* a warm start is it */
+  int before = s->forced.n;
+  kiln_status st = add_candidate(s, &s->def->trace, 0, NULL, s->o.seed, "default", &s->forced);
+  if (!st && s->forced.n == before)
+    st = ir_fail(s->ctx, IR_NO_SPAN, KILN_ERR_INTERNAL,
+                 "tune_search: the default schedule's trace does not replay on '%s'",
+                 s->f->name);
+  return st;
+}
+
+static void search_free(search *s) {
+  list_free(s, &s->measured);
+  list_free(s, &s->forced);
+  list_free(s, &s->pool);
+  if (s->samp) ir_free(s->ctx, s->samp, sizeof(int) * (size_t)s->nsamp);
+  sch_free(s->def);
+  if (s->ref) tune_reference_free(s->ctx, s->ref);
+  tune_cost_model_free(s->model);
+  ir_arena_free(s->scratch);
+  ir_arena_free(s->arena);
+}
+
+tune_search_opts tune_search_opts_default(void) {
+  tune_search_opts o = {
+      .trials = 64,
+      .population = 8,
+      .candidates = 0,
+      .generations = 2,
+      .measure_batch = 8,
+      .warm_start = 4,
+      .eps_random = 0.2,
+      .seed = 1,
+      .measure = tune_measure_opts_default(),
+  };
+  return o;
+}
+
+void tune_search_result_clear(kiln_context *ctx, tune_search_result *r) {
+  if (!r) return;
+  if (r->best_trace_json && ctx) ir_free(ctx, r->best_trace_json, strlen(r->best_trace_json) + 1);
+  memset(r, 0, sizeof *r);
+}
+
+kiln_status tune_search(kiln_context *ctx, const ir_func *unscheduled, const tgt_target *t,
+                        tune_db *db, const tune_search_opts *opts, tune_search_result *out) {
+  if (!ctx) return KILN_ERR_MISUSE;
+  if (!unscheduled || !t || !opts || !out)
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
+                   "tune_search: NULL function, target, options or result");
+  memset(out, 0, sizeof *out);
+  tune_search_opts o = *opts;
+  if (o.trials < 1 || o.population < 1 || o.measure_batch < 1 || o.candidates < 0 ||
+      o.generations < 0 || o.warm_start < 0 || !(o.eps_random >= 0 && o.eps_random <= 1))
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
+                   "tune_search: bad options for '%s' (trials %d, population %d, "
+                   "measure_batch %d, candidates %d, generations %d, warm_start %d, "
+                   "eps_random %g): counts must be >= 1 (candidates, generations, warm_start "
+                   ">= 0) and eps_random in [0, 1]", unscheduled->name, o.trials, o.population,
+                   o.measure_batch, o.candidates, o.generations, o.warm_start, o.eps_random);
+  if (o.candidates == 0) o.candidates = 4 * o.measure_batch;
+
+  search s = {.ctx = ctx, .f = unscheduled, .t = t, .db = db, .o = o, .out = out,
+              .nfeat = tune_feature_count()};
+  s.rng = o.seed ^ 0x6b696c6e5f747365ull; /* "kiln_tse": decorrelates from schedule seeds */
+  s.fopts.num_threads = t->num_cores;
+  kiln_status st = KILN_OK;
+  s.arena = ir_arena_new(ctx);
+  s.scratch = ir_arena_new(ctx);
+  if (!s.arena || !s.scratch) st = KILN_ERR_NOMEM;
+  if (!st) st = tune_cost_model_new(ctx, &s.model);
+  if (!st) st = setup_space(&s);
+  if (!st) st = register_task(&s);
+  if (!st && !o.measure_fn && o.measure.check)
+    st = tune_reference_outputs(ctx, unscheduled, o.measure.seed, &s.ref);
+  if (!st) st = warm_start(&s);
+  if (!st) st = queue_default(&s);
+  if (!st && o.verbose)
+    fprintf(stderr, "tune_search: '%s': %d sampling instructions, %d warm-start records "
+            "(%d skipped), %d trials\n", unscheduled->name, s.nsamp, out->warm_started,
+            out->warm_skipped, o.trials);
+  bool done = false;
+  while (!st && !done && out->trials < o.trials) st = round_once(&s, &done);
+  if (!st && o.verbose)
+    fprintf(stderr, "tune_search: '%s': %d trials in %d rounds, best %.3f us, default %.3f us\n",
+            unscheduled->name, out->trials, out->rounds, out->best_median_s * 1e6,
+            out->default_median_s * 1e6);
+  search_free(&s);
+  if (st) {
+    /* keep the error message: clearing the result frees memory only */
+    tune_search_result_clear(ctx, out);
+  }
+  return st;
+}

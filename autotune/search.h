@@ -1,0 +1,89 @@
+/* search.h: the autotuner's core loop for one task (one unscheduled PrimFunc + one target),
+ * an evolutionary search in the style of Ansor / MetaSchedule. The design space is the trace
+ * of the default schedule rules: a candidate is that trace replayed with some of its sampling
+ * instructions re-sampled. Each round generates candidates (random ones and mutations of the
+ * best measured ones), ranks them with the XGBoost cost model (features.h), measures the most
+ * promising (plus a few at random) with measure.h, stores every measurement in the tuning
+ * database (database.h) and retrains the model. Internal header (prefix tune_). */
+#ifndef KILN_AUTOTUNE_SEARCH_H
+#define KILN_AUTOTUNE_SEARCH_H
+
+#include "autotune/database.h"
+#include "autotune/measure.h"
+#include "ir/node.h"
+#include "target/target.h"
+
+/* Replaces build + measure for one candidate (a remote runner, or a test that needs
+ * deterministic timings): fills *out like tune_measure does and returns KILN_OK, or returns an
+ * error status to stop the search (nothing could be measured). `scheduled` is the candidate's
+ * function, `trace_json` its trace. */
+typedef kiln_status (*tune_search_measure_fn)(void *ud, kiln_context *ctx,
+                                              const ir_func *scheduled, const char *trace_json,
+                                              tune_result *out);
+
+/* Called after each measurement, in order (index 0, 1, ...); ud is on_measured_ud. */
+typedef void (*tune_search_measured_fn)(void *ud, int index, const char *trace_json,
+                                        const tune_result *r);
+
+typedef struct tune_search_opts {
+  int trials;          /* candidates measured in all (>= 1) */
+  int population;      /* best measured candidates kept as parents for mutation (>= 1) */
+  int candidates;      /* candidates generated per round (0: 4 * measure_batch) */
+  int generations;     /* extra model-guided mutation rounds before each pick, once the
+                        * model is trained (0: pick from the generated candidates directly) */
+  int measure_batch;   /* candidates measured per round (>= 1); the model retrains after each */
+  int warm_start;      /* the database's best records measured first (0: none) */
+  double eps_random;   /* fraction of each batch picked at random instead of by the model */
+  uint64_t seed;       /* drives every random choice of the search */
+  tune_measure_opts measure; /* how candidates are timed and checked */
+  int verbose;         /* progress lines on stderr */
+  tune_search_measure_fn measure_fn; /* NULL: tune_build + tune_measure */
+  void *measure_ud;
+  tune_search_measured_fn on_measured; /* NULL: none */
+  void *on_measured_ud;
+} tune_search_opts;
+
+/* trials 64, population 8, candidates 0 (4 * batch), generations 2, measure_batch 8,
+ * warm_start 4, eps_random 0.2, seed 1, measure = tune_measure_opts_default(), verbose 0,
+ * no hooks. */
+tune_search_opts tune_search_opts_default(void);
+
+/* What a search did. Strings are allocated through the context: tune_search_result_clear. */
+typedef struct tune_search_result {
+  char *best_trace_json;   /* the fastest correct candidate's trace; NULL when none was ok */
+  double best_median_s;    /* its median (0 when none) */
+  double default_median_s; /* the default schedule's median (0 when it failed or was not
+                            * measured) */
+  int trials;              /* candidates measured */
+  int failures[5];         /* measured candidates by outcome, indexed by tune_status
+                            * (failures[TUNE_STATUS_OK] counts the successes) */
+  int warm_started;        /* database records replayed into the first batch */
+  int warm_skipped;        /* database records skipped: trace that does not parse or replay,
+                            * or a corrupted row */
+  int replay_failed;       /* generated candidates whose replay failed (not measured) */
+  int duplicates;          /* generated candidates equal to one already seen (not measured) */
+  int rounds;              /* measurement rounds */
+} tune_search_result;
+
+/* Tunes `unscheduled` for target t (which must be the host when candidates are built and
+ * measured here). Every measurement goes into db when it is not NULL (workload keyed by
+ * relay_workload_key's hash, target by its canonical string) and the database's best records
+ * for that pair seed the first batch. Failed candidates (build_error, run_error, timeout,
+ * wrong_result) are recorded and counted, and the search goes on. The default schedule is
+ * always measured (first, after the warm-start records).
+ *
+ * Determinism: the same seed, function, target and database give the same candidates in the
+ * same order as long as the measurements are the same. Timing noise enters only through the
+ * measured medians: they choose the parents of mutations and train the cost model, and so
+ * which candidates win the next rounds.
+ *
+ * Errors (no result then, *out cleared): KILN_ERR_MISUSE for bad arguments, the default rules'
+ * or the reference interpreter's errors, database errors, KILN_ERR_NOMEM, and a measurement
+ * that could not run at all (tune_measure's error status). */
+kiln_status tune_search(kiln_context *ctx, const ir_func *unscheduled, const tgt_target *t,
+                        tune_db *db, const tune_search_opts *opts, tune_search_result *out);
+
+/* Frees the result's strings and zeroes it (NULL is fine). */
+void tune_search_result_clear(kiln_context *ctx, tune_search_result *r);
+
+#endif
