@@ -771,7 +771,9 @@ kiln_status sch_decompose_reduction(sch_schedule *s, sch_rv block, sch_rv loop, 
   ir_arena *a = s->arena;
   int nit = blk->niters, ninner = nl - li;
   ir_for **inner = loops + li;
-  /* Loops at or inside `loop` that a spatial binding uses get a fresh copy. */
+  /* Loops at or inside `loop` that a spatial binding uses get a fresh copy; so do unit loops
+   * no binding uses (a tile of 1 simplified out of the bindings), so that the init's loop
+   * nest has the same shape whatever the tile sizes (a re-sampled trace then replays). */
   ir_var **old_lv = ir_arena_alloc(a, sizeof *old_lv * (size_t)(ninner + 1));
   ir_expr **new_lv = ir_arena_alloc(a, sizeof *new_lv * (size_t)(ninner + 1));
   ir_for **kept = ir_arena_alloc(a, sizeof *kept * (size_t)(ninner + 1));
@@ -783,6 +785,12 @@ kiln_status sch_decompose_reduction(sch_schedule *s, sch_rv block, sch_rv loop, 
     for (int i = 0; i < nit && !used; i++)
       used = blk->iters[i]->iter_type == IR_ITER_SPATIAL &&
              find_any(r->values[i], 1, &inner[j]->var);
+    if (!used) {
+      bool any = false;
+      for (int i = 0; i < nit && !any; i++) any = find_any(r->values[i], 1, &inner[j]->var);
+      const ir_int_imm *ext = ir_as_int(inner[j]->extent);
+      used = !any && ext && ext->value == 1 && !find_any(r->predicate, 1, &inner[j]->var);
+    }
     if (!used) {
       dropped[ndropped++] = inner[j]->var;
       continue;

@@ -270,11 +270,11 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
   sch_rv tile_loop = order[nouter - 1];
   bool epilogue_at_tile = false, init_ok = false;
   if (epilogue != SCH_RV_NONE) {
-    TRY_SOFT(st, sch_reverse_compute_at(s, epilogue, tile_loop, false));
+    TRY_SOFT(st, sch_reverse_compute_at(s, epilogue, tile_loop, true));
     epilogue_at_tile = st == KILN_OK;
   }
   for (int k = 0; k < npads; k++) {
-    TRY_SOFT(st, sch_compute_at(s, pads[k], tile_loop, false));
+    TRY_SOFT(st, sch_compute_at(s, pads[k], tile_loop, true));
     if (st != KILN_OK) TRY_SOFT(st, sch_compute_inline(s, pads[k]));
   }
   sch_rv init;

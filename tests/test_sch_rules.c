@@ -209,6 +209,78 @@ START_TEST(test_groups_match_reference) {
 }
 END_TEST
 
+/* Runs f on seeded data (every buffer parameter float32, outputs zeroed) and returns the
+ * data of its last parameter (the output), malloc'ed. */
+static float *run_on_data(kiln_context *ctx, const ir_func *f) {
+  void *args[8];
+  size_t sizes[8];
+  ck_assert_int_le(f->nparams, 8);
+  for (int i = 0; i < f->nparams; i++) {
+    const ir_buffer *b = ir_as_buffer(f->params[i]);
+    ck_assert_ptr_nonnull(b);
+    size_t n = 1;
+    for (int d = 0; d < b->ndim; d++) n *= (size_t)ir_as_int(b->shape[d])->value;
+    sizes[i] = n;
+    args[i] = calloc(n, sizeof(float));
+    for (size_t k = 0; i < f->nparams - 1 && k < n; k++)
+      ((float *)args[i])[k] = (float)((k * 7 + (size_t)i * 3) % 11) - 5;
+  }
+  ck_ok(ctx, ir_interpret(ctx, f, f->nparams, args));
+  for (int i = 0; i < f->nparams - 1; i++) free(args[i]);
+  (void)sizes;
+  return args[f->nparams - 1];
+}
+
+/* The default schedule is one point of the design space the tuner samples: re-sampling every
+ * decision of its trace (other tile sizes) must still replay, verify and compute the same
+ * thing, for several seeds. */
+START_TEST(test_design_space_replays) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  static const char *const texts[] = {
+      "def @main(%a: Tensor[(32, 24), float32], %b: Tensor[(24, 48), float32]) {\n"
+      "  nn.matmul(%a, %b)\n}\n",
+      "def @main(%x: Tensor[(1, 4, 12, 12), float32], %w: Tensor[(8, 4, 3, 3), float32], "
+      "%b: Tensor[(8,), float32]) {\n"
+      "  %0 = nn.conv2d(%x, %w, padding=[1, 1, 1, 1]);\n"
+      "  %1 = nn.bias_add(%0, %b);\n  nn.relu(%1)\n}\n"};
+  for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+    relay_module *m = lh_parse(ctx, texts[t]);
+    ir_arena *a = ir_arena_new(ctx);
+    sch_schedule *s = scheduled(ctx, m, a, &avx512);
+    int drop[64], ndrop = 0;
+    for (int i = 0; i < s->trace.ninsts && ndrop < 64; i++)
+      if (s->trace.insts[i].ndecision >= 0) drop[ndrop++] = i;
+    ck_assert_int_gt(ndrop, 0);
+    float *want = run_on_data(ctx, s->orig);
+    size_t nout = 1;
+    const ir_buffer *ob = ir_as_buffer(s->orig->params[s->orig->nparams - 1]);
+    for (int d = 0; d < ob->ndim; d++) nout *= (size_t)ir_as_int(ob->shape[d])->value;
+    int distinct = 0;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+      sch_schedule *r = sch_new(ctx, s->orig, seed);
+      ck_assert_ptr_nonnull(r);
+      kiln_status st = sch_replay(r, &s->trace, ndrop, drop);
+      ck_assert_msg(st == KILN_OK, "case %zu seed %llu: %s", t, (unsigned long long)seed,
+                    kiln_context_errmsg(ctx));
+      ck_ok(ctx, ir_verify_func(ctx, r->func));
+      distinct += !ir_structural_equal(ctx, &r->func->h, &s->func->h);
+      ir_func *low = NULL;
+      ck_ok(ctx, ir_lower_func(ctx, a, r->func, NULL, &low));
+      float *got = run_on_data(ctx, low);
+      for (size_t k = 0; k < nout; k++) ck_assert_float_eq_tol(got[k], want[k], 1e-3);
+      free(got);
+      sch_free(r);
+    }
+    ck_assert_int_gt(distinct, 0);
+    free(want);
+    sch_free(s);
+    ir_arena_free(a);
+    relay_module_free(m);
+  }
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 /* Narrower vectors (AVX2, NEON) give other tiles but the same results. */
 START_TEST(test_other_targets) {
   kiln_context *ctx = kiln_test_new_ctx();
@@ -250,6 +322,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_groups_match_reference);
   tcase_add_test(tc, test_other_targets);
   tcase_add_test(tc, test_target_info);
+  tcase_add_test(tc, test_design_space_replays);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -137,7 +137,8 @@ static kiln_status fake_measure(void *ud, kiln_context *ctx, const ir_func *sche
   ck_assert_ptr_nonnull(trace_json);
   fk->calls++;
   uint64_t h;
-  ck_ok(ctx, ir_structural_hash(ctx, &scheduled->h, &h));
+  kiln_status st = ir_structural_hash(ctx, &scheduled->h, &h);
+  if (st) return st; /* an injected allocation failure (test_nomem) */
   memset(out, 0, sizeof *out);
   if (fk->fail_mod && h % (uint64_t)fk->fail_mod == 0) {
     tune_result_fail(out, fk->fail_status, "fake failure");
