@@ -200,16 +200,9 @@ static void free_params(kiln_context *ctx, params *ps) {
   ps->p = NULL;
 }
 
-static uint64_t splitmix64(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 /* A uniform double in [-1, 1). */
 static double rand_unit(uint64_t *s) {
-  return (double)(splitmix64(s) >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
+  return (double)(ir_splitmix64(s) >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
 }
 
 /* Fills input p (parameter index i) with data determined by seed and i alone: floats in
@@ -224,7 +217,7 @@ static void fill_input(const param_info *p, int i, uint64_t seed, void *data) {
       ((double *)data)[e] = rand_unit(&s);
     } else if (t.code == KILN_TYPE_FLOAT && t.bits == 16) {
       /* a random half in about [-1, 1]: sign, exponent 5..14 (2^-10 .. 2^-1), mantissa */
-      uint64_t r = splitmix64(&s);
+      uint64_t r = ir_splitmix64(&s);
       uint16_t h = (uint16_t)(((r & 1) << 15) | ((5 + (r >> 1) % 10) << 10) | ((r >> 8) & 0x3ff));
       ((uint16_t *)data)[e] = h;
     } else if (t.code == KILN_TYPE_BFLOAT && t.bits == 16) {
@@ -233,9 +226,9 @@ static void fill_input(const param_info *p, int i, uint64_t seed, void *data) {
       memcpy(&u, &v, 4);
       ((uint16_t *)data)[e] = (uint16_t)(u >> 16);
     } else if (t.code == KILN_TYPE_BOOL) {
-      ((uint8_t *)data)[e] = (uint8_t)(splitmix64(&s) & 1);
+      ((uint8_t *)data)[e] = (uint8_t)(ir_splitmix64(&s) & 1);
     } else {
-      uint64_t r = splitmix64(&s) & 15;
+      uint64_t r = ir_splitmix64(&s) & 15;
       int64_t v = t.code == KILN_TYPE_INT ? (int64_t)r - 8 : (int64_t)r;
       switch (t.bits) {
       case 8: ((int8_t *)data)[e] = (int8_t)v; break;

@@ -72,13 +72,8 @@ typedef struct search {
 
 /* ---- Small helpers ---------------------------------------------------------------------- */
 
-/* splitmix64: the search's random stream. */
-static uint64_t next_rand(search *s) {
-  uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+/* The search's random stream. */
+static uint64_t next_rand(search *s) { return ir_splitmix64(&s->rng); }
 
 static int rand_below(search *s, int k) { return (int)(next_rand(s) % (uint64_t)k); }
 

@@ -116,6 +116,15 @@ static inline uint64_t ir_hash_mix(uint64_t h, uint64_t v) {
   return x;
 }
 uint64_t ir_hash_str(uint64_t h, const char *s);
+/* splitmix64: advances *state and returns the next value of a deterministic 64-bit stream
+ * (neighbouring seeds give unrelated streams). Sampling, the tuner and measurement inputs use
+ * it so that a seed means the same everywhere. */
+static inline uint64_t ir_splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
 uint64_t ir_hash_f64(uint64_t h, double v);
 
 #endif

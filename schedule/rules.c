@@ -178,7 +178,7 @@ static kiln_status vectorize_tail(sch_schedule *s, sch_rv block, ir_var *outer) 
 
 /* Step 2: the register tile. */
 static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv block,
-                             const char *name, bool *handled_epilogue, char *epilogue_name,
+                             bool *handled_epilogue, char *epilogue_name,
                              size_t epilogue_cap) {
   kiln_status st;
   *handled_epilogue = false;
@@ -295,7 +295,6 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
   ir_var *outer_var = oi ? oi->loop : NULL;
   if (init_ok && (st = vectorize_tail(s, init, outer_var))) return st;
   if (epilogue_at_tile && (st = vectorize_tail(s, epilogue, outer_var))) return st;
-  (void)name;
   return KILN_OK;
 }
 
@@ -450,7 +449,7 @@ kiln_status sch_apply_default_rules(sch_schedule *s, const sch_target_info *t) {
     if ((st = sch_get_block(s, nl->names[i], &rv))) goto out;
     bool handled;
     char epi[128] = "";
-    if ((st = tile_rule(s, t, rv, nl->names[i], &handled, epi, sizeof epi))) goto out;
+    if ((st = tile_rule(s, t, rv, &handled, epi, sizeof epi))) goto out;
     if (done->n < 255) snprintf(done->names[done->n++], sizeof done->names[0], "%s", nl->names[i]);
     if (handled && done->n < 255) snprintf(done->names[done->n++], sizeof done->names[0], "%s", epi);
   }

@@ -28,15 +28,7 @@ int sch_inst_lookup(const char *name) {
 
 /* ---- Life cycle ---------------------------------------------------------------------- */
 
-/* splitmix64: a good 64-bit mixer, so neighbouring seeds give unrelated streams. */
-static uint64_t splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-uint64_t sch_rand(sch_schedule *s) { return splitmix(&s->rng); }
+uint64_t sch_rand(sch_schedule *s) { return ir_splitmix64(&s->rng); }
 
 sch_schedule *sch_new(kiln_context *ctx, const ir_func *f, uint64_t seed) {
   if (!ctx) return NULL;

@@ -215,6 +215,19 @@ static inline void lh_compare(kiln_context *ctx, const lh_case *c, const char *v
   }
 }
 
+/* Output tensors shaped like the references, filled with a 0xA7 pattern so that an element
+ * the function never writes shows up in the comparison; the caller frees each data. */
+static inline void lh_alloc_outputs(int nout, const relay_tensor *const *refs,
+                                    relay_tensor *outs) {
+  for (int o = 0; o < nout; o++) {
+    outs[o] = *refs[o];
+    outs[o].owned = false;
+    outs[o].data = malloc(refs[o]->nbytes ? refs[o]->nbytes : 1);
+    ck_assert_ptr_nonnull(outs[o].data);
+    memset(outs[o].data, 0xA7, refs[o]->nbytes);
+  }
+}
+
 /* Interprets f on the inputs (then the outputs, then one int64 scalar per symbolic dim,
  * matched by name) and compares every output with the reference. The outputs are filled
  * with a byte pattern first, so an element nobody writes is caught. */
@@ -231,13 +244,7 @@ static inline void lh_interpret_and_compare(kiln_context *ctx, const lh_case *c,
     if (ir_as_buffer(f->params[i])) nbuf++;
   ck_assert_msg(nbuf == nin + nout, "lower harness: %s (%s) has %d buffer params, expected %d "
                 "inputs + %d outputs", f->name, variant, nbuf, nin, nout);
-  for (int o = 0; o < nout; o++) {
-    outs[o] = *refs[o];
-    outs[o].owned = false;
-    outs[o].data = malloc(refs[o]->nbytes ? refs[o]->nbytes : 1);
-    ck_assert_ptr_nonnull(outs[o].data);
-    memset(outs[o].data, 0xA7, refs[o]->nbytes);
-  }
+  lh_alloc_outputs(nout, refs, outs);
   for (int i = 0, nb = 0; i < f->nparams; i++) {
     ir_buffer *b = ir_as_buffer(f->params[i]);
     if (b && nb < nin) {
@@ -279,13 +286,7 @@ static inline void lh_compile_and_compare(kiln_context *ctx, const lh_case *c,
   kiln_tensor args[2 * LH_MAX_ARGS];
   relay_tensor outs[LH_MAX_ARGS];
   int64_t scalars[2 * LH_MAX_ARGS];
-  for (int o = 0; o < nout; o++) {
-    outs[o] = *refs[o];
-    outs[o].owned = false;
-    outs[o].data = malloc(refs[o]->nbytes ? refs[o]->nbytes : 1);
-    ck_assert_ptr_nonnull(outs[o].data);
-    memset(outs[o].data, 0xA7, refs[o]->nbytes);
-  }
+  lh_alloc_outputs(nout, refs, outs);
   for (int i = 0, nb = 0; i < f->nparams; i++) {
     ir_buffer *b = ir_as_buffer(f->params[i]);
     memset(&args[i], 0, sizeof args[i]);

@@ -11,8 +11,8 @@
 #include "ir/node.h"
 #include "kiln/kiln.h"
 #include "target/codegen.h"
+#include "tools/tool.h"
 
-int kiln_cmd_asm(int argc, char **argv);
 
 static const char asm_usage[] =
     "usage: kiln asm FILE.tir [--target T] [--func NAME] [--ir] [--no-opt | --opt-level N]\n"

@@ -12,8 +12,8 @@
 
 #include "autotune/database.h"
 #include "kiln/kiln.h"
+#include "tools/tool.h"
 
-int kiln_cmd_db(int argc, char **argv);
 
 static const char db_usage[] =
     "usage: kiln db list DB [--records] [--workload HASH] [--target T]\n"

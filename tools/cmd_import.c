@@ -9,8 +9,8 @@
 #include "kiln/kiln.h"
 #include "relay/frontend/onnx.h"
 #include "relay/text.h"
+#include "tools/tool.h"
 
-int kiln_cmd_import(int argc, char **argv);
 
 static const char import_usage[] =
     "usage: kiln import MODEL.onnx [-o OUT.relay]\n"

@@ -20,8 +20,8 @@
 #include "relay/text.h"
 #include "schedule/schedule.h"
 #include "target/target.h"
+#include "tools/tool.h"
 
-int kiln_cmd_lower(int argc, char **argv);
 
 static const char lower_usage[] =
     "usage: kiln lower FILE.relay [--bind NAME=VALUE ...] [--target T] [--func NAME]\n"
@@ -110,34 +110,9 @@ static int parse_lower_options(int argc, char **argv, lower_options *o) {
 
 /* The whole contents of a file (malloc'ed, NUL-terminated) or NULL with a message. */
 static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fprintf(stderr, "kiln lower: cannot open '%s'\n", path);
-    return NULL;
-  }
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
-  while (buf) {
-    size_t got = fread(buf + n, 1, cap - n - 1, f);
-    n += got;
-    if (n + 1 < cap) break;
-    char *bigger = realloc(buf, cap * 2);
-    if (!bigger) {
-      free(buf);
-      buf = NULL;
-      break;
-    }
-    buf = bigger;
-    cap *= 2;
-  }
-  fclose(f);
-  if (!buf) {
-    fprintf(stderr, "kiln lower: out of memory reading '%s'\n", path);
-    return NULL;
-  }
-  buf[n] = 0;
-  *len = n;
-  return buf;
+  char *text = kiln_tool_read_file(path, len);
+  if (!text) fprintf(stderr, "kiln lower: cannot read '%s'\n", path);
+  return text;
 }
 
 static int fail_ctx(kiln_context *ctx, const char *what) {

@@ -17,12 +17,8 @@
 #include "relay/text.h"
 #include "target/codegen.h"
 
-/* `kiln asm` (cmd_asm.c), `kiln import` (cmd_import.c), `kiln lower` (cmd_lower.c) and
- * `kiln db` (cmd_db.c). */
-int kiln_cmd_asm(int argc, char **argv);
-int kiln_cmd_import(int argc, char **argv);
-int kiln_cmd_lower(int argc, char **argv);
-int kiln_cmd_db(int argc, char **argv);
+/* The subcommands in their own files and the shared helpers. */
+#include "tools/tool.h"
 
 static const char usage[] =
     "usage: kiln <command> [options]\n"
@@ -474,16 +470,15 @@ typedef struct relay_options {
   int dump, time, verify, elide;
 } relay_options;
 
-/* Reads a whole file into memory (the caller frees it). */
-static char *read_file(const char *path, size_t *len) {
+char *kiln_tool_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
   size_t cap = 4096, n = 0;
   char *buf = malloc(cap);
   while (buf) {
-    size_t got = fread(buf + n, 1, cap - n, f);
+    size_t got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
-    if (n < cap) break;
+    if (n + 1 < cap) break;
     char *bigger = realloc(buf, cap * 2);
     if (!bigger) {
       free(buf);
@@ -494,6 +489,8 @@ static char *read_file(const char *path, size_t *len) {
     cap *= 2;
   }
   fclose(f);
+  if (!buf) return NULL;
+  buf[n] = 0;
   *len = n;
   return buf;
 }
@@ -560,7 +557,7 @@ static int cmd_relay(const relay_options *o) {
   int rc = 1;
   relay_module *m = NULL;
   size_t len = 0;
-  char *text = read_file(o->file, &len);
+  char *text = kiln_tool_read_file(o->file, &len);
   ir_strbuf sb;
   ir_sb_init(&sb, ctx);
   relay_pass_ctx pc;
