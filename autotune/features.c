@@ -213,6 +213,7 @@ typedef struct walker {
   double fn[FN_COUNT];
   double sum[PS_COUNT];  /* AGG_SUM: raw sums; others: sums of value * weight */
   double weight;         /* sum of execution counts */
+  double flops;          /* float operations of the function (an fma counts 2) */
   /* the current store */
   buf_acc accs[MAX_BUFS];
   int naccs;
@@ -566,6 +567,7 @@ static kiln_status visit_store(walker *w, const ir_store *s) {
   for (int i = 0; i < w->naccs; i++)
     all_bytes += w->accs[i].fp_elems[NLEVELS - 1] * (double)elem_bytes(w->accs[i].buf->h.dtype);
   v[ST_INTENSITY] = all_bytes > 0 ? flops * exec / all_bytes : 0;
+  w->flops += (flops + w->ops[ST_FMA]) * exec; /* an fma is a multiply and an add */
 
   for (int slot = 0; slot < NSLOTS; slot++) {
     int ai = slot == 0 ? 0 : slot - 1 < norder ? order[slot - 1] : -1;
@@ -683,15 +685,10 @@ static kiln_status walk(walker *w, const ir_stmt *s) {
   }
 }
 
-kiln_status tune_extract_features_opt(kiln_context *ctx, const ir_func *f,
-                                      const tune_feature_options *o, float *out) {
-  if (!ctx) return KILN_ERR_MISUSE;
-  if (!f || !out)
-    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
-                   "tune_extract_features: %s is NULL", !out ? "the output" : "the function");
-  if (f->h.kind != IR_FUNC)
-    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
-                   "tune_extract_features: a %s node is not a function", ir_kind_name(f->h.kind));
+/* Walks function f and hands the walker's totals to the caller: the feature vector into
+ * out (when not NULL) and the float operation count into *flops (when not NULL). */
+static kiln_status extract(kiln_context *ctx, const ir_func *f, const tune_feature_options *o,
+                           float *out, double *flops) {
   ir_arena *arena = ir_arena_new(ctx);
   ir_analyzer *an = arena ? ir_analyzer_new(arena) : NULL;
   walker *w = an ? ir_malloc(ctx, sizeof *w) : NULL;
@@ -707,7 +704,8 @@ kiln_status tune_extract_features_opt(kiln_context *ctx, const ir_func *f,
   w->num_threads = o ? o->num_threads : 0;
   w->top_stores = direct_stores(f->body);
   kiln_status st = walk(w, f->body);
-  if (!st) {
+  if (!st && flops) *flops = w->flops;
+  if (!st && out) {
     for (int i = 0; i < FN_COUNT; i++) out[i] = (float)log1p2(w->fn[i]);
     for (int i = 0; i < PS_COUNT; i++) {
       double v = ps_agg(i) == AGG_SUM ? log1p2(w->sum[i])
@@ -720,6 +718,30 @@ kiln_status tune_extract_features_opt(kiln_context *ctx, const ir_func *f,
   ir_analyzer_free(an);
   ir_arena_free(arena);
   return st;
+}
+
+kiln_status tune_extract_features_opt(kiln_context *ctx, const ir_func *f,
+                                      const tune_feature_options *o, float *out) {
+  if (!ctx) return KILN_ERR_MISUSE;
+  if (!f || !out)
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
+                   "tune_extract_features: %s is NULL", !out ? "the output" : "the function");
+  if (f->h.kind != IR_FUNC)
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
+                   "tune_extract_features: a %s node is not a function", ir_kind_name(f->h.kind));
+  return extract(ctx, f, o, out, NULL);
+}
+
+kiln_status tune_count_flops(kiln_context *ctx, const ir_func *f, double *flops) {
+  if (!ctx) return KILN_ERR_MISUSE;
+  if (!f || !flops)
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE, "tune_count_flops: %s is NULL",
+                   !flops ? "the output" : "the function");
+  if (f->h.kind != IR_FUNC)
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
+                   "tune_count_flops: a %s node is not a function", ir_kind_name(f->h.kind));
+  *flops = 0;
+  return extract(ctx, f, NULL, NULL, flops);
 }
 
 kiln_status tune_extract_features(kiln_context *ctx, const ir_func *f, float *out) {

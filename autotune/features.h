@@ -44,6 +44,13 @@ kiln_status tune_extract_features(kiln_context *ctx, const ir_func *lowered, flo
 kiln_status tune_extract_features_opt(kiln_context *ctx, const ir_func *lowered,
                                       const tune_feature_options *o, float *out);
 
+/* The floating-point operations one call of a LOWERED function performs (for GFLOP/s
+ * figures): every float add/sub, mul, div, min/max, transcendental and other float call,
+ * once per lane and per execution of the store it feeds (an fma counts 2: a multiply and an
+ * add), executions counted as the features count them (loop extents; guards do not reduce
+ * the count). A 64x64x64 matmul counts 2 * 64^3. Errors as tune_extract_features's. */
+kiln_status tune_count_flops(kiln_context *ctx, const ir_func *lowered, double *flops);
+
 /* ---- The cost model --------------------------------------------------------------------- */
 
 /* Gradient-boosted regression trees (XGBoost) over feature vectors of tune_feature_count()

@@ -42,14 +42,19 @@ typedef struct cand_list {
   int n, cap;
 } cand_list;
 
-/* Everything one run owns; released by search_free. */
-typedef struct search {
+/* Everything one run owns (a tune_search_state); released by search_free. A search is a
+ * sequence of rounds; a round may span several tune_search_step calls, so the round in
+ * progress is part of the state: its size, how much of it was measured, and the candidates
+ * it picked and has not measured yet. */
+typedef struct tune_search_state search;
+struct tune_search_state {
   kiln_context *ctx;
   const ir_func *f;
   const tgt_target *t;
   tune_db *db;
   tune_search_opts o;
-  tune_search_result *out;
+  tune_search_result *out; /* points to res */
+  tune_search_result res;  /* the running result (its best trace is owned here) */
   uint64_t rng;
   int nfeat;
   tune_feature_options fopts;
@@ -68,7 +73,16 @@ typedef struct search {
   cand_list measured;  /* in measurement order */
   cand_list forced;    /* measured before any pick: warm-start records, the default */
   cand_list pool;      /* this round's generated candidates */
-} search;
+
+  /* the round in progress */
+  bool in_round;       /* a round was started and not finished */
+  bool picked;         /* its model-ranked / random picks were made (into picks) */
+  int round_batch;     /* candidates it measures at most */
+  int round_measured;  /* candidates it measured so far */
+  cand_list picks;     /* its picks not measured yet, in measurement order */
+  bool exhausted;      /* a round found nothing to measure: the space is used up */
+  kiln_status failed;  /* a step's error: the state then only accepts tune_search_end */
+};
 
 /* ---- Small helpers ---------------------------------------------------------------------- */
 
@@ -597,43 +611,87 @@ static kiln_status retrain(search *s) {
   return st;
 }
 
-/* One round: the forced candidates first, then the best predicted and eps at random from a
- * fresh pool. *done tells that nothing was left to measure (the space is exhausted). */
-static kiln_status round_once(search *s, bool *done) {
-  int batch = s->o.measure_batch;
+/* Rounds. A round measures up to measure_batch candidates (fewer when the trial budget ends
+ * sooner): the forced ones first (warm-start records, the default), then, from a fresh pool
+ * ranked by the model, the best predicted and eps at random. The picks are made all at once
+ * when the forced ones run out, before any of them is measured (the random picks consume the
+ * random stream exactly as picking them one by one between measurements would: measuring
+ * uses no random numbers), so a round cut between two steps continues where it stopped and
+ * any split of the trials into steps gives the same candidates. The model retrains when a
+ * round ends. A round that finds nothing to measure means the space is exhausted. */
+
+/* Starts a round. */
+static void round_start(search *s) {
   int left = s->o.trials - s->out->trials;
-  if (batch > left) batch = left;
-  int measured = 0;
+  s->in_round = true;
+  s->picked = false;
+  s->round_batch = s->o.measure_batch < left ? s->o.measure_batch : left;
+  s->round_measured = 0;
+}
+
+/* Makes the round's picks from a fresh pool: the ntop best predicted, then nrand at random
+ * among the rest. */
+static kiln_status round_pick(search *s) {
+  list_clear(s, &s->pool);
+  list_clear(s, &s->picks);
+  s->picked = true;
+  kiln_status st = fill_pool(s);
+  if (st) return st;
+  rank_pool(s);
+  int want = s->round_batch - s->round_measured;
+  int nrand = (int)(s->o.eps_random * want + 0.5);
+  int ntop = want - nrand;
+  for (int i = 0; !st && i < ntop && s->pool.n > 0; i++) {
+    cand c = list_take(&s->pool, 0);
+    if ((st = list_push(s, &s->picks, &c))) cand_clear(s, &c);
+  }
+  for (int i = 0; !st && i < nrand && s->pool.n > 0; i++) {
+    cand c = list_take(&s->pool, rand_below(s, s->pool.n));
+    if ((st = list_push(s, &s->picks, &c))) cand_clear(s, &c);
+  }
+  list_clear(s, &s->pool);
+  return st;
+}
+
+/* Ends the round: counts it and retrains, or marks the space exhausted when it measured
+ * nothing. */
+static kiln_status round_end(search *s) {
+  s->in_round = false;
+  list_clear(s, &s->picks);
+  if (s->round_measured == 0) {
+    s->exhausted = true;
+    return KILN_OK;
+  }
+  s->out->rounds++;
+  return retrain(s);
+}
+
+/* Measures at most max_trials candidates, going on with the round in progress and starting
+ * new ones; stops early when the trial budget (opts.trials) is spent or the space is
+ * exhausted. *measured counts what this call measured. */
+static kiln_status run_steps(search *s, int max_trials, int *measured) {
   kiln_status st = KILN_OK;
-  while (!st && measured < batch && s->forced.n > 0) {
-    cand c = list_take(&s->forced, 0);
-    st = measure_and_keep(s, &c);
-    measured++;
-  }
-  if (!st && measured < batch) {
-    list_clear(s, &s->pool);
-    st = fill_pool(s);
-    if (!st) rank_pool(s);
-    int want = batch - measured;
-    int nrand = (int)(s->o.eps_random * want + 0.5);
-    int ntop = want - nrand;
-    for (int i = 0; !st && i < ntop && s->pool.n > 0; i++) {
-      cand c = list_take(&s->pool, 0);
-      st = measure_and_keep(s, &c);
-      measured++;
+  *measured = 0;
+  while (!st && !s->exhausted) {
+    if (!s->in_round) {
+      if (*measured >= max_trials || s->out->trials >= s->o.trials) break;
+      round_start(s);
     }
-    for (int i = 0; !st && i < nrand && s->pool.n > 0; i++) {
-      cand c = list_take(&s->pool, rand_below(s, s->pool.n));
-      st = measure_and_keep(s, &c);
-      measured++;
+    if (s->round_measured >= s->round_batch || (s->picked && s->picks.n == 0)) {
+      st = round_end(s); /* full, or nothing more to measure in it */
+      continue;
     }
-    list_clear(s, &s->pool);
+    if (*measured >= max_trials) break; /* the round goes on in the next step */
+    if (!s->picked && s->forced.n == 0) {
+      st = round_pick(s);
+      continue;
+    }
+    cand_list *from = s->picked ? &s->picks : &s->forced;
+    cand c = list_take(from, 0);
+    if ((st = measure_and_keep(s, &c))) break;
+    s->round_measured++;
+    ++*measured;
   }
-  if (!st && measured > 0) {
-    s->out->rounds++;
-    st = retrain(s);
-  }
-  *done = measured == 0;
   return st;
 }
 
@@ -692,16 +750,22 @@ static kiln_status queue_default(search *s) {
   return st;
 }
 
+/* Frees everything the state owns, the state included (NULL is fine). */
 static void search_free(search *s) {
+  if (!s) return;
+  kiln_context *ctx = s->ctx;
   list_free(s, &s->measured);
   list_free(s, &s->forced);
   list_free(s, &s->pool);
-  if (s->samp) ir_free(s->ctx, s->samp, sizeof(int) * (size_t)s->nsamp);
+  list_free(s, &s->picks);
+  if (s->samp) ir_free(ctx, s->samp, sizeof(int) * (size_t)s->nsamp);
   sch_free(s->def);
-  if (s->ref) tune_reference_free(s->ctx, s->ref);
+  if (s->ref) tune_reference_free(ctx, s->ref);
   tune_cost_model_free(s->model);
   ir_arena_free(s->scratch);
   ir_arena_free(s->arena);
+  tune_search_result_clear(ctx, &s->res);
+  ir_free(ctx, s, sizeof *s);
 }
 
 tune_search_opts tune_search_opts_default(void) {
@@ -725,13 +789,14 @@ void tune_search_result_clear(kiln_context *ctx, tune_search_result *r) {
   memset(r, 0, sizeof *r);
 }
 
-kiln_status tune_search(kiln_context *ctx, const ir_func *unscheduled, const tgt_target *t,
-                        tune_db *db, const tune_search_opts *opts, tune_search_result *out) {
+kiln_status tune_search_begin(kiln_context *ctx, const ir_func *unscheduled, const tgt_target *t,
+                              tune_db *db, const tune_search_opts *opts,
+                              tune_search_state **out) {
   if (!ctx) return KILN_ERR_MISUSE;
+  if (out) *out = NULL;
   if (!unscheduled || !t || !opts || !out)
     return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
                    "tune_search: NULL function, target, options or result");
-  memset(out, 0, sizeof *out);
   tune_search_opts o = *opts;
   if (o.trials < 1 || o.population < 1 || o.measure_batch < 1 || o.candidates < 0 ||
       o.generations < 0 || o.warm_start < 0 || !(o.eps_random >= 0 && o.eps_random <= 1))
@@ -743,35 +808,95 @@ kiln_status tune_search(kiln_context *ctx, const ir_func *unscheduled, const tgt
                    o.measure_batch, o.candidates, o.generations, o.warm_start, o.eps_random);
   if (o.candidates == 0) o.candidates = 4 * o.measure_batch;
 
-  search s = {.ctx = ctx, .f = unscheduled, .t = t, .db = db, .o = o, .out = out,
-              .nfeat = tune_feature_count()};
-  s.rng = o.seed ^ 0x6b696c6e5f747365ull; /* "kiln_tse": decorrelates from schedule seeds */
-  s.fopts.num_threads = t->num_cores;
+  search *s = ir_malloc(ctx, sizeof *s);
+  if (!s) return KILN_ERR_NOMEM;
+  *s = (search){.ctx = ctx, .f = unscheduled, .t = t, .db = db, .o = o,
+                .nfeat = tune_feature_count()};
+  s->out = &s->res;
+  s->rng = o.seed ^ 0x6b696c6e5f747365ull; /* "kiln_tse": decorrelates from schedule seeds */
+  s->fopts.num_threads = t->num_cores;
   kiln_status st = KILN_OK;
-  s.arena = ir_arena_new(ctx);
-  s.scratch = ir_arena_new(ctx);
-  if (!s.arena || !s.scratch) st = KILN_ERR_NOMEM;
-  if (!st) st = tune_cost_model_new(ctx, &s.model);
-  if (!st) st = setup_space(&s);
-  if (!st) st = register_task(&s);
+  s->arena = ir_arena_new(ctx);
+  s->scratch = ir_arena_new(ctx);
+  if (!s->arena || !s->scratch) st = KILN_ERR_NOMEM;
+  if (!st) st = tune_cost_model_new(ctx, &s->model);
+  if (!st) st = setup_space(s);
+  if (!st) st = register_task(s);
   if (!st && !o.measure_fn && o.measure.check)
-    st = tune_reference_outputs(ctx, unscheduled, o.measure.seed, &s.ref);
-  if (!st) st = warm_start(&s);
-  if (!st) st = queue_default(&s);
-  if (!st && o.verbose)
-    fprintf(stderr, "tune_search: '%s': %d sampling instructions, %d warm-start records "
-            "(%d skipped), %d trials\n", unscheduled->name, s.nsamp, out->warm_started,
-            out->warm_skipped, o.trials);
-  bool done = false;
-  while (!st && !done && out->trials < o.trials) st = round_once(&s, &done);
-  if (!st && o.verbose)
-    fprintf(stderr, "tune_search: '%s': %d trials in %d rounds, best %.3f us, default %.3f us\n",
-            unscheduled->name, out->trials, out->rounds, out->best_median_s * 1e6,
-            out->default_median_s * 1e6);
-  search_free(&s);
+    st = tune_reference_outputs(ctx, unscheduled, o.measure.seed, &s->ref);
+  if (!st) st = warm_start(s);
+  if (!st) st = queue_default(s);
   if (st) {
-    /* keep the error message: clearing the result frees memory only */
-    tune_search_result_clear(ctx, out);
+    search_free(s); /* the error message stays on the context */
+    return st;
   }
+  if (o.verbose)
+    fprintf(stderr, "tune_search: '%s': %d sampling instructions, %d warm-start records "
+            "(%d skipped), %d trials\n", unscheduled->name, s->nsamp, s->res.warm_started,
+            s->res.warm_skipped, o.trials);
+  *out = s;
+  return KILN_OK;
+}
+
+kiln_status tune_search_step(tune_search_state *s, int max_trials, int *measured) {
+  if (measured) *measured = 0;
+  if (!s) return KILN_ERR_MISUSE;
+  if (s->failed)
+    return ir_fail(s->ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
+                   "tune_search_step: the search of '%s' failed in an earlier step; only "
+                   "tune_search_end may follow", s->f->name);
+  if (max_trials < 1)
+    return ir_fail(s->ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
+                   "tune_search_step: max_trials must be >= 1 (got %d) for '%s'", max_trials,
+                   s->f->name);
+  int n = 0;
+  kiln_status st = run_steps(s, max_trials, &n);
+  if (measured) *measured = n;
+  if (st) s->failed = st;
+  return st;
+}
+
+const tune_search_result *tune_search_current(const tune_search_state *s) {
+  return s ? &s->res : NULL;
+}
+
+bool tune_search_done(const tune_search_state *s) {
+  return !s || s->failed || s->exhausted || s->res.trials >= s->o.trials;
+}
+
+uint64_t tune_search_workload_hash(const tune_search_state *s) {
+  return s ? s->workload_hash : 0;
+}
+
+kiln_status tune_search_end(tune_search_state *s, tune_search_result *out) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!s) return KILN_ERR_MISUSE;
+  kiln_status st = s->failed; /* the failed step's status (its message is on the context) */
+  if (!st && out) {
+    *out = s->res; /* the best trace's string moves to the caller */
+    memset(&s->res, 0, sizeof s->res);
+  }
+  search_free(s);
+  return st;
+}
+
+kiln_status tune_search(kiln_context *ctx, const ir_func *unscheduled, const tgt_target *t,
+                        tune_db *db, const tune_search_opts *opts, tune_search_result *out) {
+  if (!ctx) return KILN_ERR_MISUSE;
+  if (!unscheduled || !t || !opts || !out)
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
+                   "tune_search: NULL function, target, options or result");
+  memset(out, 0, sizeof *out);
+  tune_search_state *s;
+  kiln_status st = tune_search_begin(ctx, unscheduled, t, db, opts, &s);
+  if (st) return st;
+  int measured;
+  st = run_steps(s, opts->trials, &measured);
+  if (!st && opts->verbose)
+    fprintf(stderr, "tune_search: '%s': %d trials in %d rounds, best %.3f us, default %.3f us\n",
+            unscheduled->name, s->res.trials, s->res.rounds, s->res.best_median_s * 1e6,
+            s->res.default_median_s * 1e6);
+  if (!st) return tune_search_end(s, out);
+  search_free(s); /* keep the error message: freeing touches memory only */
   return st;
 }

@@ -83,6 +83,52 @@ typedef struct tune_search_result {
 kiln_status tune_search(kiln_context *ctx, const ir_func *unscheduled, const tgt_target *t,
                         tune_db *db, const tune_search_opts *opts, tune_search_result *out);
 
+/* ---- The same search in steps -------------------------------------------------------------
+ * A model-level tuner (tuner.h) shares one trial budget between many tasks: it keeps one
+ * search state per task and gives each some trials at a time. tune_search is begin, one step
+ * of opts->trials, end.
+ *
+ * Determinism across steps: with the same seed, function, target, database and
+ * measurements, any split of the trials into steps measures the same candidates in the same
+ * order as one step (a round cut between two steps continues where it stopped; the model
+ * retrains when a round ends, whichever step that is in). */
+typedef struct tune_search_state tune_search_state;
+
+/* Sets a search up: checks the options, makes the default schedule (the design space),
+ * registers the workload and the target in db, computes the reference outputs (real
+ * measurements with checking), queues the database's best records (warm start) and the
+ * default schedule. Measures nothing. opts->trials caps the trials of all steps together.
+ * Errors as tune_search's; *out is NULL then. The state keeps pointers to unscheduled, t and
+ * db: they must outlive it. */
+kiln_status tune_search_begin(kiln_context *ctx, const ir_func *unscheduled, const tgt_target *t,
+                              tune_db *db, const tune_search_opts *opts,
+                              tune_search_state **out);
+
+/* Measures up to max_trials (>= 1) more candidates, round after round, every measurement
+ * recorded in the database; fewer when opts->trials is reached or the space is exhausted
+ * (tune_search_done tells). *measured (may be NULL) receives how many this call measured.
+ * KILN_ERR_MISUSE for a NULL state, a max_trials < 1 (the state stays usable) or a state
+ * whose earlier step failed. A failure while searching (the kinds tune_search returns)
+ * leaves the state good only for tune_search_end. */
+kiln_status tune_search_step(tune_search_state *s, int max_trials, int *measured);
+
+/* The result so far (best trace and median, default median, trials, failures by status,
+ * rounds, ...), owned by the state and updated by each step; NULL for NULL. */
+const tune_search_result *tune_search_current(const tune_search_state *s);
+
+/* Whether a step would measure nothing more: the trial cap is reached, the space is
+ * exhausted (a round found no new candidate) or a step failed. True for NULL. */
+bool tune_search_done(const tune_search_state *s);
+
+/* The task's workload hash (relay_workload_key; what its database records are keyed by). */
+uint64_t tune_search_workload_hash(const tune_search_state *s);
+
+/* Frees the state. On success moves the result into *out (may be NULL; clear it with
+ * tune_search_result_clear) and returns KILN_OK; after a failed step returns that step's
+ * status (its message is still on the context) with *out zeroed. NULL state:
+ * KILN_ERR_MISUSE. */
+kiln_status tune_search_end(tune_search_state *s, tune_search_result *out);
+
 /* Frees the result's strings and zeroes it (NULL is fine). */
 void tune_search_result_clear(kiln_context *ctx, tune_search_result *r);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "relay/build.h"
 #include "relay/frontend/onnx.h"
 #include "relay/interp.h"
 #include "relay/pass.h"
@@ -25,6 +26,8 @@ struct kiln_relay_module {
 #define CHECK_MOD(w) \
   if (!(w) || !(w)->ctx || !(w)->m) return rt_errorf(KILN_ERR_MISUSE, "%s: NULL module", __func__)
 #define MISUSE(w, ...) ir_fail((w)->ctx, IR_NO_SPAN, KILN_ERR_MISUSE, __VA_ARGS__)
+
+relay_module *relay_api_module(kiln_relay_module *m) { return m ? m->m : NULL; }
 
 /* Wraps a relay module (taking it; freed on failure). */
 static kiln_status wrap(kiln_context *ctx, relay_module *m, kiln_relay_module **out) {

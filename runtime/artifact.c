@@ -64,6 +64,7 @@ struct rt_artifact {
   uint32_t nsections;
   void *dl;              /* the loaded CODE section, or NULL */
   int code_fd;           /* the memfd / temp file behind dl, kept open while loaded; -1 */
+  int owned;             /* base is a malloc'ed copy (rt_artifact_open_memory), not a mapping */
 };
 
 /* ---- The checksum -----------------------------------------------------------------------
@@ -216,34 +217,35 @@ static void sync_parent_dir(const char *path) {
 
 /* Checks the writer's arguments: a path, sections with non-zero, distinct kinds and data for
  * every non-empty section. */
-static kiln_status check_write_args(const char *path, const rt_section_in *sections, int n) {
-  if (!path || !*path) return rt_errorf(KILN_ERR_MISUSE, "rt_artifact_write: no path given");
+static kiln_status check_write_args(const char *fn, const char *path,
+                                    const rt_section_in *sections, int n) {
+  if (!path || !*path) return rt_errorf(KILN_ERR_MISUSE, "%s: no path given", fn);
   if (n < 0 || (n > 0 && !sections))
-    return rt_errorf(KILN_ERR_MISUSE, "rt_artifact_write: %s: bad section list (n = %d)", path, n);
+    return rt_errorf(KILN_ERR_MISUSE, "%s: %s: bad section list (n = %d)", fn, path, n);
   for (int i = 0; i < n; i++) {
     char buf[16];
     const char *name = kind_name(sections[i].kind, buf);
     if (sections[i].kind == 0)
-      return rt_errorf(KILN_ERR_MISUSE, "rt_artifact_write: %s: section %d has kind 0", path, i);
+      return rt_errorf(KILN_ERR_MISUSE, "%s: %s: section %d has kind 0", fn, path, i);
     if (!sections[i].data && sections[i].size > 0)
-      return rt_errorf(KILN_ERR_MISUSE, "rt_artifact_write: %s: section %s has %llu bytes but no data",
+      return rt_errorf(KILN_ERR_MISUSE, "%s: %s: section %s has %llu bytes but no data", fn,
                        path, name, (unsigned long long)sections[i].size);
     for (int j = 0; j < i; j++)
       if (sections[j].kind == sections[i].kind)
-        return rt_errorf(KILN_ERR_MISUSE, "rt_artifact_write: %s: section %s given twice", path, name);
+        return rt_errorf(KILN_ERR_MISUSE, "%s: %s: section %s given twice", fn, path, name);
   }
   return KILN_OK;
 }
 
 /* Lays out header and table: sections in the given order, each at the next 64-byte boundary.
  * Fills hdr (table_end bytes, zeroed by the caller) including all checksums. */
-static kiln_status build_header(const char *path, const rt_section_in *sections, int n,
+static kiln_status build_header(const char *fn, const char *path, const rt_section_in *sections, int n,
                                 uint8_t *hdr, uint64_t table_end) {
   uint64_t off = table_end;
   for (int i = 0; i < n; i++) {
     uint64_t start = align_up(off);
     if (start < off || sections[i].size > UINT64_MAX - start)
-      return rt_errorf(KILN_ERR_MISUSE, "rt_artifact_write: %s: sections too large", path);
+      return rt_errorf(KILN_ERR_MISUSE, "%s: %s: sections too large", fn, path);
     uint8_t *e = hdr + HEADER_SIZE + (uint64_t)i * ENTRY_SIZE;
     put32(e, sections[i].kind);
     put32(e + 4, 0);
@@ -280,7 +282,7 @@ static int write_body(int fd, const uint8_t *hdr, uint64_t table_end,
 /* Writes to path.tmp, fsyncs, renames over path (see artifact.h). On any failure the temp
  * file is removed and path is untouched. */
 kiln_status rt_artifact_write(const char *path, const rt_section_in *sections, int n) {
-  kiln_status st = check_write_args(path, sections, n);
+  kiln_status st = check_write_args("rt_artifact_write", path, sections, n);
   if (st != KILN_OK) return st;
   uint64_t table_end = HEADER_SIZE + (uint64_t)n * ENTRY_SIZE;
   uint8_t *hdr = calloc(1, (size_t)table_end);
@@ -294,7 +296,7 @@ kiln_status rt_artifact_write(const char *path, const rt_section_in *sections, i
   memcpy(tmp, path, plen);
   memcpy(tmp + plen, ".tmp", 5);
 
-  st = build_header(path, sections, n, hdr, table_end);
+  st = build_header("rt_artifact_write", path, sections, n, hdr, table_end);
   if (st != KILN_OK) goto done;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -321,6 +323,41 @@ done:
   free(hdr);
   free(tmp);
   return st;
+}
+
+/* The same bytes as rt_artifact_write, into one malloc'ed buffer (see artifact.h): header and
+ * table, then each section at its offset, the gaps left zero by calloc. */
+kiln_status rt_artifact_serialize(const rt_section_in *sections, int n, void **out,
+                                  uint64_t *size) {
+  if (!out || !size) return rt_errorf(KILN_ERR_MISUSE, "rt_artifact_serialize: out or size is NULL");
+  *out = NULL;
+  *size = 0;
+  kiln_status st = check_write_args("rt_artifact_serialize", "<memory>", sections, n);
+  if (st != KILN_OK) return st;
+  uint64_t table_end = HEADER_SIZE + (uint64_t)n * ENTRY_SIZE;
+  uint8_t *hdr = calloc(1, (size_t)table_end);
+  if (!hdr) return rt_errorf(KILN_ERR_NOMEM, "rt_artifact_serialize: out of memory");
+  st = build_header("rt_artifact_serialize", "<memory>", sections, n, hdr, table_end);
+  if (st != KILN_OK) {
+    free(hdr);
+    return st;
+  }
+  uint64_t total = get64(hdr + 32);
+  uint8_t *buf = total > SIZE_MAX ? NULL : calloc(1, (size_t)total);
+  if (!buf) {
+    free(hdr);
+    return rt_errorf(KILN_ERR_NOMEM, "rt_artifact_serialize: out of memory (%llu bytes)",
+                     (unsigned long long)total);
+  }
+  memcpy(buf, hdr, (size_t)table_end);
+  for (int i = 0; i < n; i++) {
+    uint64_t start = get64(hdr + HEADER_SIZE + (uint64_t)i * ENTRY_SIZE + 8);
+    if (sections[i].size > 0) memcpy(buf + start, sections[i].data, (size_t)sections[i].size);
+  }
+  free(hdr);
+  *out = buf;
+  *size = total;
+  return KILN_OK;
 }
 
 /* ---- Reader ----------------------------------------------------------------------------- */
@@ -473,6 +510,22 @@ static kiln_status check_checksums(const rt_artifact *a) {
   return KILN_OK;
 }
 
+/* Validates the bytes of a (header, table, placement, checksums); on success *out = a, else a
+ * is closed and the error returned. */
+static kiln_status validate_and_return(rt_artifact *a, rt_artifact **out) {
+  uint64_t table_end = 0;
+  kiln_status s = check_header(a, &table_end);
+  if (s == KILN_OK) s = read_table(a);
+  if (s == KILN_OK) s = check_placement(a, table_end);
+  if (s == KILN_OK) s = check_checksums(a);
+  if (s != KILN_OK) {
+    rt_artifact_close(a);
+    return s;
+  }
+  *out = a;
+  return KILN_OK;
+}
+
 /* Maps the file and validates it (see artifact.h). The file descriptor is closed right after
  * mmap: the mapping keeps the file alive. */
 kiln_status rt_artifact_open(const char *path, rt_artifact **out) {
@@ -518,18 +571,43 @@ kiln_status rt_artifact_open(const char *path, rt_artifact **out) {
     a->base = m;
   }
   close(fd);
+  return validate_and_return(a, out);
+}
 
-  uint64_t table_end = 0;
-  kiln_status s = check_header(a, &table_end);
-  if (s == KILN_OK) s = read_table(a);
-  if (s == KILN_OK) s = check_placement(a, table_end);
-  if (s == KILN_OK) s = check_checksums(a);
-  if (s != KILN_OK) {
-    rt_artifact_close(a);
-    return s;
+/* rt_artifact_open over bytes in memory (see artifact.h): a private copy at a 64-byte aligned
+ * address, so that sections (64-byte aligned offsets) are as aligned as in a mapping. */
+kiln_status rt_artifact_open_memory(const void *data, uint64_t size, const char *name,
+                                    rt_artifact **out) {
+  if (!out) return rt_errorf(KILN_ERR_MISUSE, "rt_artifact_open_memory: out is NULL");
+  *out = NULL;
+  if (!name) name = "<memory>";
+  if (!data && size > 0)
+    return rt_errorf(KILN_ERR_MISUSE, "rt_artifact_open_memory: %s: %llu bytes but data is NULL",
+                     name, (unsigned long long)size);
+  if (size > SIZE_MAX - RT_ARTIFACT_ALIGN)
+    return rt_errorf(KILN_ERR_UNSUPPORTED, "%s: too large for this machine", name);
+  rt_artifact *a = calloc(1, sizeof *a);
+  char *ncopy = strdup(name);
+  if (!a || !ncopy) {
+    free(a);
+    free(ncopy);
+    return rt_errorf(KILN_ERR_NOMEM, "%s: out of memory", name);
   }
-  *out = a;
-  return KILN_OK;
+  a->path = ncopy;
+  a->code_fd = -1;
+  a->owned = 1;
+  a->size = size;
+  if (size > 0) {
+    void *copy = NULL;
+    if (posix_memalign(&copy, RT_ARTIFACT_ALIGN, (size_t)size) != 0) {
+      rt_artifact_close(a);
+      return rt_errorf(KILN_ERR_NOMEM, "%s: out of memory (%llu bytes)", name,
+                       (unsigned long long)size);
+    }
+    memcpy(copy, data, (size_t)size);
+    a->base = copy;
+  }
+  return validate_and_return(a, out);
 }
 
 const void *rt_artifact_section(const rt_artifact *a, uint32_t kind, uint64_t *size) {
@@ -635,7 +713,8 @@ void rt_artifact_close(rt_artifact *a) {
   if (!a) return;
   if (a->dl) dlclose(a->dl);
   if (a->code_fd >= 0) close(a->code_fd);
-  if (a->base) munmap((void *)a->base, (size_t)a->size);
+  if (a->base && a->owned) free((void *)a->base);
+  else if (a->base) munmap((void *)a->base, (size_t)a->size);
   free(a->sections);
   free(a->path);
   free(a);

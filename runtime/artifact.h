@@ -41,6 +41,17 @@ typedef struct rt_artifact rt_artifact;
  * (naming the file and the system's reason) when writing fails, KILN_ERR_NOMEM. */
 kiln_status rt_artifact_write(const char *path, const rt_section_in *sections, int n);
 
+/* The bytes rt_artifact_write would write, in memory: *out (malloc'ed, free with free) of
+ * *size bytes. Same errors as rt_artifact_write without the I/O ones. */
+kiln_status rt_artifact_serialize(const rt_section_in *sections, int n, void **out,
+                                  uint64_t *size);
+
+/* rt_artifact_open over bytes in memory: the artifact takes a private, 64-byte aligned copy
+ * (the caller keeps data); `name` labels messages (NULL: "<memory>"). Same validation and
+ * errors (no KILN_ERR_IO except when the code cannot be loaded later). */
+kiln_status rt_artifact_open_memory(const void *data, uint64_t size, const char *name,
+                                    rt_artifact **out);
+
 /* Maps the file read-only and validates it completely: magic, version, section table bounds,
  * alignment, no overlap, zero padding, and every section's checksum. *out is the artifact
  * (free it with rt_artifact_close) or NULL on error. Errors: KILN_ERR_IO (cannot open or map),

@@ -38,11 +38,11 @@ if printf '%s' "$out" | grep -q "range(0, 1)\|\* 1 + 0"; then
 fi
 expect 0 "kiln 0" "$kiln" version
 expect 0 "usage" "$kiln" help
-expect 1 "usage" "$kiln"
-expect 1 "unknown command 'frobnicate'" "$kiln" frobnicate
+expect 2 "usage" "$kiln"
+expect 2 "unknown command 'frobnicate'" "$kiln" frobnicate
 expect 1 "cannot open" "$kiln" tir "$tmp/missing.tir"
-expect 1 "no file given" "$kiln" tir
-expect 1 "unknown option '--bogus'" "$kiln" tir "$src/tools/models/default.tir" --bogus
+expect 2 "no file given" "$kiln" tir
+expect 2 "unknown option '--bogus'" "$kiln" tir "$src/tools/models/default.tir" --bogus
 expect 1 "no function 'nope'" "$kiln" tir "$src/tools/models/default.tir" --func nope
 
 printf 'func @f(A: buffer(float32, [4])) {\n  A[0] = 1f32\n}\n' > "$tmp/bad.tir"
@@ -66,13 +66,13 @@ expect 0 "FuseOps  *[0-9.]*  *yes" "$kiln" relay "$tmp/block.relay" --time
 expect 0 "# after FoldScaleAxis" "$kiln" relay "$tmp/block.relay" --dump
 expect 0 "batch_norm" "$kiln" relay "$tmp/block.relay" --passes InferType
 expect 0 "FoldScaleAxis" "$kiln" relay --passes list
-expect 1 "unknown pass 'Bogus'" "$kiln" relay "$tmp/block.relay" --passes InferType,Bogus
+expect 2 "unknown pass 'Bogus'" "$kiln" relay "$tmp/block.relay" --passes InferType,Bogus
 expect 1 "cannot open" "$kiln" relay "$tmp/missing.relay"
-expect 1 "no file given" "$kiln" relay
+expect 2 "no file given" "$kiln" relay
 printf 'def @main(%%x: Tensor[(n, 3), float32]) {\n  nn.relu(%%x)\n}\n' > "$tmp/sym.relay"
 expect 0 "Tensor\[(4, 3), float32\]" "$kiln" relay "$tmp/sym.relay" --bind n=4
 expect 1 "no dimension 'm' (it has: n)" "$kiln" relay "$tmp/sym.relay" --bind m=4
-expect 1 "--bind takes NAME=VALUE" "$kiln" relay "$tmp/sym.relay" --bind n
+expect 2 "--bind takes NAME=VALUE" "$kiln" relay "$tmp/sym.relay" --bind n
 printf 'def @main(%%x: Tensor[(2,), float32], %%w) {\n  add(%%x, %%x)\n}\n' > "$tmp/unannotated.relay"
 expect 1 "unannotated.relay:1:38: InferType @main: parameter %w needs a type annotation" "$kiln" relay "$tmp/unannotated.relay"
 printf 'def @main(%%x: Tensor[(2,), float32]) {\n  add(%%x, %%y)\n}\n' > "$tmp/undefined.relay"
@@ -96,9 +96,9 @@ fi
 expect 1 "no function 'nope'" "$kiln" asm "$src/tools/models/default.tir" --func nope
 expect 1 "unknown target option" "$kiln" asm "$src/tools/models/default.tir" --target "llvm -bogus=1"
 expect 1 "cannot open" "$kiln" asm "$tmp/missing.tir"
-expect 1 "no file given" "$kiln" asm
-expect 1 "unknown option or missing value: '--bogus'" "$kiln" asm "$src/tools/models/default.tir" --bogus
-expect 1 "opt-level takes" "$kiln" asm "$src/tools/models/default.tir" --opt-level 9
+expect 2 "no file given" "$kiln" asm
+expect 2 "unknown option or missing value: '--bogus'" "$kiln" asm "$src/tools/models/default.tir" --bogus
+expect 2 "opt-level takes" "$kiln" asm "$src/tools/models/default.tir" --opt-level 9
 expect 1 "bad.tir:3:1" "$kiln" asm "$tmp/bad.tir"
 expect 1 "cannot write" "$kiln" asm "$src/tools/models/default.tir" -o "$tmp/no/such/dir/out.s"
 expect 1 "unknown CPU 'bogus'" "$kiln" asm "$src/tools/models/default.tir" --target "llvm -mcpu=bogus"
@@ -148,7 +148,7 @@ expect 1 "name the one the trace is for with --func" "$kiln" lower "$tmp/net.rel
 printf '{"version": 1, "insts": [{"kind": "split"' > "$tmp/bad.json"
 expect 1 "trace" "$kiln" lower "$tmp/net.relay" --bind n=1 --func $f --replay "$tmp/bad.json"
 expect 1 "replay: instruction .*no block named" "$kiln" lower "$tmp/net.relay" --bind n=1 --func fused_nn_softmax --replay "$tmp/traces/$f.json"
-expect 1 "unknown option" "$kiln" lower "$tmp/net.relay" --frobnicate
+expect 2 "unknown option" "$kiln" lower "$tmp/net.relay" --frobnicate
 
 # kiln db: a tuning database filled from JSON lines, queried, exported, merged, pruned
 cat > "$tmp/recs.jsonl" <<'EOF_JSONL'
@@ -168,11 +168,29 @@ expect 0 "exported 3 records" "$kiln" db export "$tmp/t.db" "$tmp/out.jsonl"
 expect 0 "imported 3 new records" "$kiln" db import "$tmp/t2.db" "$tmp/out.jsonl"
 expect 0 "merged 0 new records" "$kiln" db merge "$tmp/t.db" "$tmp/t2.db"
 expect 0 "deleted 2 records" "$kiln" db prune "$tmp/t.db" --keep 1 --drop-failed
-expect 1 "unknown command 'frob'" "$kiln" db frob "$tmp/t.db"
+expect 2 "unknown command 'frob'" "$kiln" db frob "$tmp/t.db"
 printf 'this is not a database, just text that is long enough to look like one to nobody\n' > "$tmp/junk.db"
 expect 1 "junk.db" "$kiln" db list "$tmp/junk.db"
 printf '{"format": "kiln-tune-db", "schema_version": 2}\n{"kind": "record", "workload": 12}\n' > "$tmp/bad.jsonl"
 expect 1 "bad.jsonl:2: malformed line" "$kiln" db import "$tmp/t.db" "$tmp/bad.jsonl"
+
+# exit status: --help of every command prints its usage on stdout with status 0; a malformed
+# command line is status 2 (the model commands are checked in cli_model_test.sh)
+for c in tir relay asm import lower db compile run bench profile inspect; do
+  out=$("$kiln" $c --help 2>/dev/null); got=$?
+  if [ "$got" != 0 ] || ! printf '%s' "$out" | grep -q "usage" || ! printf '%s' "$out" | grep -q "exit status"; then
+    echo "FAIL: kiln $c --help -> status $got, or no usage / exit status on stdout"; failures=$((failures + 1))
+  else
+    echo "ok: kiln $c --help"
+  fi
+done
+expect 2 "more than one file given" "$kiln" tir "$src/tools/models/default.tir" "$src/tools/models/default.tir"
+expect 2 "--set takes NAME=VALUE" "$kiln" tir "$src/tools/models/default.tir" --set n
+expect 2 "unexpected argument '--bogus'" "$kiln" import "$tmp/gemm.onnx" --bogus
+expect 2 "no file given" "$kiln" import
+expect 2 "--schedule takes 'default' or 'none'" "$kiln" lower "$tmp/net.relay" --schedule fast
+expect 2 "--keep takes a count" "$kiln" db prune "$tmp/t.db" --keep -3
+expect 2 "no database file given" "$kiln" db list
 
 if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

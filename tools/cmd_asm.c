@@ -2,8 +2,8 @@
  * every function (or one) for a target and prints its assembly or its LLVM IR, optimized
  * unless asked otherwise:
  *   kiln asm FILE.tir [--target T] [--func NAME] [--ir] [--no-opt | --opt-level N] [-o OUT]
- * Errors go to stderr with exit status 1. main() in kiln.c calls kiln_cmd_asm with the
- * arguments after "asm". */
+ * Errors go to stderr with exit status 1 (2 for a malformed command line). main() in kiln.c
+ * calls kiln_cmd_asm with the arguments after "asm". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +21,16 @@ static const char asm_usage[] =
     "  a TIR file; --target takes a target string (default \"llvm\", this machine), e.g.\n"
     "  \"llvm -mcpu=znver4\" or \"llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1\"; --func\n"
     "  limits the output to one function; --no-opt shows the code before LLVM's optimizations\n"
-    "  (same as --opt-level 0; the default is 3); -o writes to OUT instead of stdout\n";
+    "  (same as --opt-level 0; the default is 3); -o writes to OUT instead of stdout\n"
+    "exit status: 0 success, 1 failure, 2 usage error (unknown option, missing argument,\n"
+    "malformed value)\n";
 
 typedef struct asm_options {
   const char *file, *target, *func, *out;
   int ir, opt_level;
 } asm_options;
 
+/* Returns 0, 2 (a usage error, reported) or 3 (--help printed). */
 static int parse_asm_options(int argc, char **argv, asm_options *o) {
   memset(o, 0, sizeof *o);
   o->target = "llvm";
@@ -46,7 +49,7 @@ static int parse_asm_options(int argc, char **argv, asm_options *o) {
       long v = strtol(argv[++i], &end, 10);
       if (*end || end == argv[i] || v < 0 || v > 3) {
         fprintf(stderr, "kiln asm: --opt-level takes 0, 1, 2 or 3, not '%s'\n", argv[i]);
-        return 1;
+        return 2;
       }
       o->opt_level = (int)v;
     } else if (strcmp(a, "--no-opt") == 0) {
@@ -55,20 +58,20 @@ static int parse_asm_options(int argc, char **argv, asm_options *o) {
       o->ir = 1;
     } else if (strcmp(a, "--help") == 0) {
       fputs(asm_usage, stdout);
-      return 2;
+      return 3;
     } else if (a[0] == '-') {
       fprintf(stderr, "kiln asm: unknown option or missing value: '%s'\n%s", a, asm_usage);
-      return 1;
+      return 2;
     } else if (!o->file) {
       o->file = a;
     } else {
       fprintf(stderr, "kiln asm: more than one file given ('%s')\n", a);
-      return 1;
+      return 2;
     }
   }
   if (!o->file) {
     fprintf(stderr, "kiln asm: no file given\n%s", asm_usage);
-    return 1;
+    return 2;
   }
   return 0;
 }
@@ -143,7 +146,7 @@ done:
 int kiln_cmd_asm(int argc, char **argv) {
   asm_options o;
   int st = parse_asm_options(argc, argv, &o);
-  if (st) return st == 2 ? 0 : 1;
+  if (st) return st == 3 ? 0 : st;
   kiln_context *ctx;
   if (kiln_context_new(&ctx)) {
     fprintf(stderr, "kiln asm: cannot create a context\n");

@@ -3,8 +3,8 @@
  *   kiln db best DB --workload HASH --target T
  *   kiln db export DB OUT.jsonl      kiln db import DB IN.jsonl
  *   kiln db merge DB OTHER.db        kiln db prune DB [--keep N] [--drop-failed]
- * Exit status 0 on success, 1 on an error (named on stderr). main() in kiln.c calls
- * kiln_cmd_db with the arguments after "db". */
+ * Exit status 0 on success, 1 on an error (named on stderr), 2 on a usage error. main() in
+ * kiln.c calls kiln_cmd_db with the arguments after "db". */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +25,9 @@ static const char db_usage[] =
     "  list: workloads and targets (with --records: the records, optionally of one workload\n"
     "  (16-hex-digit hash) and target); best: the fastest ok record's trace and statistics;\n"
     "  export/import: JSON lines; merge: adds another database's records; prune: keeps the N\n"
-    "  best ok records per workload and target (default 5), --drop-failed deletes failures\n";
+    "  best ok records per workload and target (default 5), --drop-failed deletes failures\n"
+    "exit status: 0 success, 1 failure, 2 usage error (unknown option, missing argument,\n"
+    "malformed value)\n";
 
 typedef struct db_options {
   const char *verb, *db, *file, *target;
@@ -34,6 +36,7 @@ typedef struct db_options {
   int64_t keep;
 } db_options;
 
+/* Returns 0, 2 (a usage error, reported) or 3 (--help printed). */
 static int parse_db_options(int argc, char **argv, db_options *o) {
   memset(o, 0, sizeof *o);
   o->keep = 5;
@@ -52,7 +55,7 @@ static int parse_db_options(int argc, char **argv, db_options *o) {
       o->hash = strtoull(v, &end, 16);
       if (*end || end == v) {
         fprintf(stderr, "kiln db: --workload takes a hexadecimal hash, not '%s'\n", v);
-        return 1;
+        return 2;
       }
       o->has_hash = true;
     } else if (strcmp(a, "--keep") == 0 && has_value) {
@@ -61,14 +64,14 @@ static int parse_db_options(int argc, char **argv, db_options *o) {
       o->keep = strtoll(v, &end, 10);
       if (*end || end == v || o->keep < 0) {
         fprintf(stderr, "kiln db: --keep takes a count >= 0, not '%s'\n", v);
-        return 1;
+        return 2;
       }
     } else if (strcmp(a, "--help") == 0) {
       fputs(db_usage, stdout);
-      return 2;
+      return 3;
     } else if (a[0] == '-') {
       fprintf(stderr, "kiln db: unknown option or missing value: '%s'\n%s", a, db_usage);
-      return 1;
+      return 2;
     } else if (!o->verb) {
       o->verb = a;
     } else if (!o->db) {
@@ -77,7 +80,7 @@ static int parse_db_options(int argc, char **argv, db_options *o) {
       o->file = a;
     } else {
       fprintf(stderr, "kiln db: unexpected argument '%s'\n", a);
-      return 1;
+      return 2;
     }
   }
   static const char *const verbs[] = {"list", "best", "export", "import", "merge", "prune"};
@@ -87,26 +90,26 @@ static int parse_db_options(int argc, char **argv, db_options *o) {
   if (!known) {
     fprintf(stderr, "kiln db: %s%s%s\n%s", o->verb ? "unknown command '" : "no command given",
             o->verb ? o->verb : "", o->verb ? "'" : "", db_usage);
-    return 1;
+    return 2;
   }
   if (!o->db) {
     fprintf(stderr, "kiln db %s: no database file given\n%s", o->verb, db_usage);
-    return 1;
+    return 2;
   }
   bool needs_file = !strcmp(o->verb, "export") || !strcmp(o->verb, "import") ||
                     !strcmp(o->verb, "merge");
   if (needs_file && !o->file) {
     fprintf(stderr, "kiln db %s: no %s file given\n", o->verb,
             strcmp(o->verb, "merge") ? "JSON lines" : "second database");
-    return 1;
+    return 2;
   }
   if (!needs_file && o->file) {
     fprintf(stderr, "kiln db %s: unexpected argument '%s'\n", o->verb, o->file);
-    return 1;
+    return 2;
   }
   if (!strcmp(o->verb, "best") && (!o->has_hash || !o->target)) {
     fprintf(stderr, "kiln db best: give --workload HASH and --target T\n");
-    return 1;
+    return 2;
   }
   return 0;
 }
@@ -195,7 +198,7 @@ done:
 int kiln_cmd_db(int argc, char **argv) {
   db_options o;
   int st = parse_db_options(argc, argv, &o);
-  if (st) return st == 2 ? 0 : 1;
+  if (st) return st == 3 ? 0 : st;
   kiln_context *ctx;
   if (kiln_context_new(&ctx)) {
     fprintf(stderr, "kiln db: cannot create a context\n");

@@ -1,8 +1,8 @@
 /* cmd_import.c: `kiln import`: reads an ONNX model and prints (or writes) its Relay module in
  * the text format, every constant in full so the output parses back:
  *   kiln import MODEL.onnx [-o OUT.relay]
- * Errors go to stderr with exit status 1. main() in kiln.c calls kiln_cmd_import with the
- * arguments after "import". */
+ * Errors go to stderr with exit status 1 (2 for a malformed command line). main() in kiln.c
+ * calls kiln_cmd_import with the arguments after "import". */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +15,9 @@
 static const char import_usage[] =
     "usage: kiln import MODEL.onnx [-o OUT.relay]\n"
     "  import an ONNX model (IR versions 7-8, opsets 11-17) and print its Relay module;\n"
-    "  -o writes it to OUT.relay instead of stdout\n";
+    "  -o writes it to OUT.relay instead of stdout\n"
+    "exit status: 0 success, 1 failure, 2 usage error (unknown option, missing argument,\n"
+    "malformed value)\n";
 
 int kiln_cmd_import(int argc, char **argv) {
   const char *file = NULL, *outpath = NULL;
@@ -27,12 +29,12 @@ int kiln_cmd_import(int argc, char **argv) {
     } else if (argv[i][0] != '-' && !file) file = argv[i];
     else {
       fprintf(stderr, "kiln import: unexpected argument '%s'\n%s", argv[i], import_usage);
-      return 1;
+      return 2;
     }
   }
   if (!file) {
-    fputs(import_usage, stderr);
-    return 1;
+    fprintf(stderr, "kiln import: no file given\n%s", import_usage);
+    return 2;
   }
   kiln_context *ctx;
   if (kiln_context_new(&ctx)) {

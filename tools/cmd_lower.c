@@ -33,7 +33,9 @@ static const char lower_usage[] =
     "  --target (default \"llvm\", this machine); --replay applies a trace instead (with\n"
     "  --func when the module has several groups); --trace-out writes each trace as\n"
     "  DIR/<function>.json (the files --replay reads);\n"
-    "  --no-pipeline prints the scheduled functions before the TIR pipeline\n";
+    "  --no-pipeline prints the scheduled functions before the TIR pipeline\n"
+    "exit status: 0 success, 1 failure, 2 usage error (unknown option, missing argument,\n"
+    "malformed value)\n";
 
 enum { MAX_BINDS = 32 };
 
@@ -45,6 +47,7 @@ typedef struct lower_options {
   int64_t bind_values[MAX_BINDS];
 } lower_options;
 
+/* Returns 0, 2 (a usage error, reported) or 3 (--help printed). */
 static int parse_lower_options(int argc, char **argv, lower_options *o) {
   memset(o, 0, sizeof *o);
   o->target = "llvm";
@@ -69,20 +72,20 @@ static int parse_lower_options(int argc, char **argv, lower_options *o) {
       else if (strcmp(v, "none") == 0) o->schedule = false;
       else {
         fprintf(stderr, "kiln lower: --schedule takes 'default' or 'none', not '%s'\n", v);
-        return 1;
+        return 2;
       }
     } else if (strcmp(a, "--bind") == 0 && has_value) {
       char *eq = strchr(argv[++i], '=');
       char *end;
       if (!eq || eq == argv[i] || o->nbinds == MAX_BINDS) {
         fprintf(stderr, "kiln lower: --bind takes NAME=VALUE, not '%s'\n", argv[i]);
-        return 1;
+        return 2;
       }
       *eq = 0;
       long long v = strtoll(eq + 1, &end, 10);
       if (*end || end == eq + 1) {
         fprintf(stderr, "kiln lower: --bind %s: '%s' is not an integer\n", argv[i], eq + 1);
-        return 1;
+        return 2;
       }
       o->bind_names[o->nbinds] = argv[i];
       o->bind_values[o->nbinds++] = v;
@@ -90,20 +93,20 @@ static int parse_lower_options(int argc, char **argv, lower_options *o) {
       o->pipeline = false;
     } else if (strcmp(a, "--help") == 0) {
       fputs(lower_usage, stdout);
-      return 2;
+      return 3;
     } else if (a[0] == '-') {
       fprintf(stderr, "kiln lower: unknown option or missing value: '%s'\n%s", a, lower_usage);
-      return 1;
+      return 2;
     } else if (!o->file) {
       o->file = a;
     } else {
       fprintf(stderr, "kiln lower: more than one file given ('%s')\n", a);
-      return 1;
+      return 2;
     }
   }
   if (!o->file) {
     fprintf(stderr, "kiln lower: no file given\n%s", lower_usage);
-    return 1;
+    return 2;
   }
   return 0;
 }
@@ -256,7 +259,7 @@ done:
 int kiln_cmd_lower(int argc, char **argv) {
   lower_options o;
   int st = parse_lower_options(argc, argv, &o);
-  if (st) return st == 2 ? 0 : 1;
+  if (st) return st == 3 ? 0 : st;
   kiln_context *ctx;
   if (kiln_context_new(&ctx)) {
     fprintf(stderr, "kiln lower: cannot create a context\n");

@@ -1,9 +1,11 @@
-/* kiln.c: the `kiln` command line. Until the model compiler lands, its main job is `kiln tir`:
- * parse a TIR program, verify it, simplify it, and run the original and the simplified
+/* kiln.c: the `kiln` command line: main() dispatches to the subcommands (compile, run, bench,
+ * profile, inspect for compiled models, in cmd_*.c; asm, import, lower, db; and, here, `kiln
+ * tir`: parse a TIR program, verify it, simplify it, and run the original and the simplified
  * program with the reference interpreter on the same deterministic inputs, showing that the
  * simplifier kept the meaning; and `kiln relay`: parse a Relay module, run graph passes (the
- * default pipeline or a list) and print the result. Sub-commands report errors and exit with
- * status 1; they never crash on bad input. */
+ * default pipeline or a list) and print the result). Every subcommand exits with status 0 on
+ * success, 1 on a failure (bad input file, compile or run error) and 2 on a usage error; none
+ * crashes on bad input. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +23,25 @@
 #include "tools/tool.h"
 
 static const char usage[] =
-    "usage: kiln <command> [options]\n"
+    "usage: kiln <command> [options]      (kiln <command> --help for a command's details)\n"
     "\n"
-    "commands:\n"
+    "compiled models:\n"
+    "  compile MODEL.(onnx|relay) -o OUT.kiln [--target T] [--bucket SPEC ...] [--db TUNE.db]\n"
+    "          [--paddable INPUT:AXIS ...] [--opt-level N] [--quiet]\n"
+    "        compile a model for buckets of input shapes (SPEC: NAME=DxDxD[,NAME=DxD...]\n"
+    "        [@WEIGHT], one --bucket per bucket) into one .kiln artifact\n"
+    "  run OUT.kiln --input NAME=FILE.npy ... [--output-dir D] [--pad INPUT:AXIS ...]\n"
+    "          [--threads N]\n"
+    "        run it on .npy inputs and write every output as D/NAME.npy\n"
+    "  bench OUT.kiln [--input-dims D,D[:D,D...]] [--bucket K] [--threads N] [--warmup W]\n"
+    "          [--iters I] [--min-time S] [--seed K] [--json]\n"
+    "        time it on random inputs: \"Microseconds per iter\" and percentiles\n"
+    "  profile OUT.kiln [--input-dims ...] [--bucket K] [--threads N] [--iters I] [--json]\n"
+    "        time every kernel call and print the per-kernel table\n"
+    "  inspect OUT.kiln [--json]\n"
+    "        show what an artifact holds: versions, target, buckets, kernels, sizes\n"
+    "\n"
+    "compiler stages:\n"
     "  tir FILE [--func NAME] [--set NAME=VALUE ...] [--no-run] [--no-jit] [--quiet]\n"
     "        parse, verify and simplify a TIR program, then interpret every function (or\n"
     "        NAME) on deterministic inputs, before and after simplification, and run the\n"
@@ -44,10 +62,18 @@ static const char usage[] =
     "             [--no-pipeline] [-o OUT]\n"
     "        fuse a Relay module, lower each fused group to TIR, schedule it (default\n"
     "        rules for the target, or a trace) and print it after the TIR pipeline\n"
+    "  tune MODEL.(onnx|relay) --db DB [--bucket SPEC ...] [--target T] [--trials N]\n"
+    "             [--time-budget S] [--seed K] [--per-round N] [--quiet] [--json]\n"
+    "        tune every kernel of a model for this machine; measurements go into DB,\n"
+    "        which `kiln compile --db DB` reads\n"
     "  db list|best|export|import|merge|prune DB [...]\n"
     "        look after a tuning database (kiln db --help for the details)\n"
     "  version        print the kiln version\n"
-    "  help           print this text\n";
+    "  help           print this text\n"
+    "\n"
+    "exit status: 0 success; 1 failure (an unreadable or bad model, artifact or input file,\n"
+    "a compile or run error: the message names the file and the problem); 2 usage error\n"
+    "(unknown command or option, missing argument, malformed value)\n";
 
 /* Values given with --set NAME=VALUE for scalar parameters. */
 typedef struct setting {
@@ -413,26 +439,30 @@ done:
   return rc;
 }
 
+/* Returns 0, 2 (a usage error, reported) or 3 (--help printed). */
 static int parse_tir_options(int argc, char **argv, options *o) {
   memset(o, 0, sizeof *o);
   o->run = 1;
   o->jit = 1;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--func") == 0 && i + 1 < argc) {
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage, stdout);
+      return 3;
+    } else if (strcmp(a, "--func") == 0 && i + 1 < argc) {
       o->func = argv[++i];
     } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
       char *eq = strchr(argv[++i], '=');
       char *end;
       if (!eq || eq == argv[i] || o->nsets == 32) {
         fprintf(stderr, "kiln: --set takes NAME=VALUE, not '%s'\n", argv[i]);
-        return 1;
+        return 2;
       }
       *eq = 0;
       long long v = strtoll(eq + 1, &end, 10);
       if (*end || end == eq + 1) {
         fprintf(stderr, "kiln: --set %s: '%s' is not an integer\n", argv[i], eq + 1);
-        return 1;
+        return 2;
       }
       o->sets[o->nsets++] = (setting){argv[i], v};
     } else if (strcmp(a, "--no-jit") == 0) {
@@ -443,17 +473,17 @@ static int parse_tir_options(int argc, char **argv, options *o) {
       o->quiet = 1;
     } else if (a[0] == '-') {
       fprintf(stderr, "kiln tir: unknown option '%s'\n%s", a, usage);
-      return 1;
+      return 2;
     } else if (!o->file) {
       o->file = a;
     } else {
       fprintf(stderr, "kiln tir: more than one file given ('%s')\n", a);
-      return 1;
+      return 2;
     }
   }
   if (!o->file) {
     fprintf(stderr, "kiln tir: no file given\n%s", usage);
-    return 1;
+    return 2;
   }
   return 0;
 }
@@ -469,6 +499,77 @@ typedef struct relay_options {
   int opt_level;
   int dump, time, verify, elide;
 } relay_options;
+
+/* Reports a malformed --bucket value of `kiln cmd` and returns 2 (a usage error). */
+static int bucket_usage(const char *cmd, const char *fmt, const char *arg) {
+  fprintf(stderr, "kiln %s: ", cmd);
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(kiln %s --help for the usage)\n", cmd);
+  return 2;
+}
+
+/* Parses "D[xD...]" (each D a non-negative integer) into dims; returns the rank or -1. */
+static int parse_dims(const char *s, size_t len, int64_t *dims) {
+  int n = 0;
+  size_t i = 0;
+  while (i < len) {
+    if (n == KILN_TOOL_MAX_DIMS || s[i] < '0' || s[i] > '9') return -1;
+    int64_t v = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+      if (v > (INT64_MAX - 9) / 10) return -1;
+      v = v * 10 + (s[i++] - '0');
+    }
+    dims[n++] = v;
+    if (i < len && (s[i] != 'x' || i + 1 == len)) return -1;
+    i++;
+  }
+  return n;
+}
+
+/* spec = item ("," item)* ["@" weight]    item = NAME "=" D ("x" D)* */
+int kiln_tool_parse_bucket(const char *cmd, char *spec, kiln_tool_bucket *b) {
+  memset(b, 0, sizeof *b);
+  b->weight = 1;
+  char *at = strrchr(spec, '@');
+  if (at) {
+    char *end;
+    b->weight = strtod(at + 1, &end);
+    if (end == at + 1 || *end || !(b->weight > 0 && b->weight < 1e300))
+      return bucket_usage(cmd, "--bucket: the weight after '@' must be a positive number, not '%s'",
+                         at + 1);
+    *at = 0;
+  }
+  char *p = spec;
+  while (1) {
+    char *comma = strchr(p, ',');
+    char *eq = strchr(p, '=');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (!eq || eq >= p + len || eq == p)
+      return bucket_usage(cmd, "--bucket takes NAME=DxDxD[,NAME=DxD...][@WEIGHT]; '%s' has no "
+                         "NAME=dims",
+                         p);
+    if (b->ninputs == KILN_TOOL_MAX_BUCKET_INPUTS)
+      return bucket_usage(cmd, "--bucket: too many inputs in '%s'", spec);
+    int n = parse_dims(eq + 1, len - (size_t)(eq + 1 - p), b->dims[b->ninputs]);
+    *eq = 0;
+    if (n <= 0) {
+      *eq = '=';
+      if (comma) *comma = 0;
+      return bucket_usage(cmd, "--bucket: '%s' is not NAME=DxDx...D (dimensions are integers >= 0, "
+                         "at most 8)",
+                         p);
+    }
+    for (int i = 0; i < b->ninputs; i++)
+      if (strcmp(b->inputs[i].name, p) == 0)
+        return bucket_usage(cmd, "--bucket: input '%s' is given twice in one bucket", p);
+    b->inputs[b->ninputs] = (kiln_input_shape){p, n, b->dims[b->ninputs]};
+    b->ninputs++;
+    if (!comma) break;
+    *comma = 0;
+    p = comma + 1;
+  }
+  return 0;
+}
 
 char *kiln_tool_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -523,7 +624,7 @@ static int cmd_relay(const relay_options *o) {
       char name[64];
       if (len == 0 || len >= sizeof name || npasses == 64) {
         fprintf(stderr, "kiln relay: bad pass list '%s'\n", o->passes);
-        return 1;
+        return 2;
       }
       memcpy(name, p, len);
       name[len] = 0;
@@ -531,7 +632,7 @@ static int cmd_relay(const relay_options *o) {
       if (!pass) {
         fprintf(stderr, "kiln relay: unknown pass '%s'; ", name);
         list_passes(stderr);
-        return 1;
+        return 2;
       }
       list[npasses++] = pass;
       p += len + (end ? 1 : 0);
@@ -607,26 +708,30 @@ done:
   return rc;
 }
 
+/* Returns 0, 2 (a usage error, reported) or 3 (--help printed). */
 static int parse_relay_options(int argc, char **argv, relay_options *o) {
   memset(o, 0, sizeof *o);
   o->opt_level = 3;
   o->verify = 1;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--passes") == 0 && i + 1 < argc) {
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage, stdout);
+      return 3;
+    } else if (strcmp(a, "--passes") == 0 && i + 1 < argc) {
       o->passes = argv[++i];
     } else if (strcmp(a, "--bind") == 0 && i + 1 < argc) {
       char *eq = strchr(argv[++i], '=');
       char *end;
       if (!eq || eq == argv[i] || o->nbinds == 32) {
         fprintf(stderr, "kiln relay: --bind takes NAME=VALUE, not '%s'\n", argv[i]);
-        return 1;
+        return 2;
       }
       *eq = 0;
       long long v = strtoll(eq + 1, &end, 10);
       if (*end || end == eq + 1) {
         fprintf(stderr, "kiln relay: --bind %s: '%s' is not an integer\n", argv[i], eq + 1);
-        return 1;
+        return 2;
       }
       o->bind_names[o->nbinds] = argv[i];
       o->bind_values[o->nbinds++] = v;
@@ -635,7 +740,7 @@ static int parse_relay_options(int argc, char **argv, relay_options *o) {
       o->opt_level = (int)strtol(argv[++i], &end, 10);
       if (*end || end == argv[i]) {
         fprintf(stderr, "kiln relay: --opt-level takes a number, not '%s'\n", argv[i]);
-        return 1;
+        return 2;
       }
     } else if (strcmp(a, "--dump") == 0) {
       o->dump = 1;
@@ -647,17 +752,17 @@ static int parse_relay_options(int argc, char **argv, relay_options *o) {
       o->elide = 1;
     } else if (a[0] == '-') {
       fprintf(stderr, "kiln relay: unknown option '%s'\n%s", a, usage);
-      return 1;
+      return 2;
     } else if (!o->file) {
       o->file = a;
     } else {
       fprintf(stderr, "kiln relay: more than one file given ('%s')\n", a);
-      return 1;
+      return 2;
     }
   }
   if (!o->file && !(o->passes && strcmp(o->passes, "list") == 0)) {
     fprintf(stderr, "kiln relay: no file given\n%s", usage);
-    return 1;
+    return 2;
   }
   return 0;
 }
@@ -665,7 +770,7 @@ static int parse_relay_options(int argc, char **argv, relay_options *o) {
 int main(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
     fputs(usage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 1 : 0;
+    return argc < 2 ? 2 : 0;
   }
   if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
     printf("kiln %s\n", kiln_version());
@@ -675,16 +780,24 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "import") == 0) return kiln_cmd_import(argc - 2, argv + 2);
   if (strcmp(argv[1], "lower") == 0) return kiln_cmd_lower(argc - 2, argv + 2);
   if (strcmp(argv[1], "db") == 0) return kiln_cmd_db(argc - 2, argv + 2);
+  if (strcmp(argv[1], "compile") == 0) return kiln_cmd_compile(argc - 2, argv + 2);
+  if (strcmp(argv[1], "run") == 0) return kiln_cmd_run(argc - 2, argv + 2);
+  if (strcmp(argv[1], "bench") == 0) return kiln_cmd_bench(argc - 2, argv + 2);
+  if (strcmp(argv[1], "profile") == 0) return kiln_cmd_profile(argc - 2, argv + 2);
+  if (strcmp(argv[1], "inspect") == 0) return kiln_cmd_inspect(argc - 2, argv + 2);
+  if (strcmp(argv[1], "tune") == 0) return kiln_cmd_tune(argc - 2, argv + 2);
   if (strcmp(argv[1], "tir") == 0) {
     options o;
-    if (parse_tir_options(argc - 2, argv + 2, &o)) return 1;
+    int st = parse_tir_options(argc - 2, argv + 2, &o);
+    if (st) return st == 3 ? 0 : st;
     return cmd_tir(&o);
   }
   if (strcmp(argv[1], "relay") == 0) {
     relay_options o;
-    if (parse_relay_options(argc - 2, argv + 2, &o)) return 1;
+    int st = parse_relay_options(argc - 2, argv + 2, &o);
+    if (st) return st == 3 ? 0 : st;
     return cmd_relay(&o);
   }
   fprintf(stderr, "kiln: unknown command '%s'\n%s", argv[1], usage);
-  return 1;
+  return 2;
 }

@@ -198,6 +198,79 @@ KILN_API kiln_status kiln_relay_module_interpret(kiln_relay_module *m, const cha
                                                  int nargs, const kiln_tensor *args, int nouts,
                                                  kiln_tensor *outs);
 
+/* ---- Compiling a model (relay/build.c) ------------------------------------------------ */
+
+/* One input's shape in a bucket. */
+typedef struct kiln_input_shape {
+  const char *name; /* a parameter of the module's "main" */
+  int ndim;
+  const int64_t *shape;
+} kiln_input_shape;
+
+/* A bucket: the shapes of some inputs (inputs not named keep the model's shape, which must
+ * then be static) and a weight (how much this bucket matters to the tuner; <= 0 means 1). */
+typedef struct kiln_bucket {
+  int ninputs;
+  const kiln_input_shape *inputs;
+  double weight;
+} kiln_bucket;
+
+/* An axis of an input the runtime may pad (e.g. {"input", 0} for the batch). */
+typedef struct kiln_pad_axis {
+  const char *input;
+  int axis;
+} kiln_pad_axis;
+
+typedef struct kiln_compile_options {
+  const char *target;   /* target string (NULL or "": the host) */
+  const char *db_path;  /* tuning database to take schedules from (NULL: default rules) */
+  int opt_level;        /* LLVM optimization level 0..3 (0 is taken as the default, 3) */
+  const char *model_name;      /* recorded in the artifact's meta (NULL: "model") */
+  int npaddable;
+  const kiln_pad_axis *paddable; /* declared paddable axes, recorded in the meta */
+} kiln_compile_options;
+
+/* A compiled model held in memory: the artifact's sections (meta, plan, weights, code). It
+ * allocates through the module's context, which must outlive it (the module need not). */
+typedef struct kiln_compiled kiln_compiled;
+
+/* Compiles "main" of m for every bucket (nbuckets 0: one bucket of the model's own static
+ * shapes): the optimization passes, then per bucket shape binding, type inference and
+ * fusion, lowering of every fused group to TIR, a schedule per kernel (the best `ok` record of
+ * the database for (workload, target) when one is given, else the default rules; a record
+ * that no longer replays is reported as a warning and the default rules are used), the TIR
+ * pipeline, one shared object for all kernels (kernels identical across buckets are compiled
+ * once), weights stored once, and a memory plan per bucket. m itself is left as it was.
+ * Never measures anything. Errors name the input, the bucket or the kernel: KILN_ERR_UNDEFINED
+ * (an unknown input name), KILN_ERR_SHAPE (wrong rank, a static dim the bucket contradicts,
+ * one symbol given two values), KILN_ERR_MISUSE (duplicate buckets, a bad paddable axis or
+ * opt_level), KILN_ERR_IO (the database cannot be opened), or the failing stage's error. The
+ * outputs are named after main's string attributes "output_name_<i>" (the ONNX importer sets
+ * them), else "output" / "output_<i>". */
+KILN_API kiln_status kiln_compile(kiln_relay_module *m, int nbuckets, const kiln_bucket *buckets,
+                                  const kiln_compile_options *opts, kiln_compiled **out);
+KILN_API void kiln_compiled_free(kiln_compiled *c);
+/* Writes the artifact (atomically: path is the old file or the whole new one). */
+KILN_API kiln_status kiln_compiled_save(kiln_compiled *c, const char *path);
+/* The artifact's bytes (owned by c, valid until kiln_compiled_free). */
+KILN_API kiln_status kiln_compiled_bytes(kiln_compiled *c, const void **data, size_t *size);
+/* Loads the compiled model into this process (kiln_model_load_memory of its bytes). */
+KILN_API kiln_status kiln_compiled_load(kiln_compiled *c, kiln_model **out);
+
+typedef struct kiln_compile_stats {
+  int nbuckets;
+  int ncalls;          /* kernel calls over all buckets */
+  int nkernels;        /* distinct kernels compiled */
+  int nfrom_db;        /* of which scheduled from the database */
+  int nwarnings;
+  uint64_t params_bytes; /* the PARAMS section: distinct weights, each 64-byte aligned */
+  uint64_t code_bytes;
+  double seconds_total, seconds_passes, seconds_lower, seconds_schedule, seconds_codegen;
+} kiln_compile_stats;
+KILN_API kiln_status kiln_compiled_stats(const kiln_compiled *c, kiln_compile_stats *out);
+/* Warning i of the compile (e.g. a database record that did not replay), NULL past the end. */
+KILN_API const char *kiln_compiled_warning(const kiln_compiled *c, int i);
+
 /* The registered ops: their number, and the name and one-line description of the i-th
  * (NULL when out of range). */
 KILN_API int kiln_relay_op_count(void);

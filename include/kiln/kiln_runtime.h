@@ -132,6 +132,114 @@ KILN_API void kiln_rt_workspace_free(void *p);
 /* Called by a kernel before it returns an error: records msg as the thread's last error. */
 KILN_API void kiln_rt_error(const char *msg);
 
+/* ---- Compiled models and sessions ------------------------------------------------------ */
+
+/* A loaded .kiln artifact (see runtime/FORMAT.md): its meta data, one execution plan per
+ * bucket, the weights (used in place from the mapped file: zero copy) and the kernels (loaded
+ * through memfd + dlopen). A model is immutable once loaded and may be shared by any number
+ * of sessions in any threads. Loading never involves LLVM. */
+typedef struct kiln_model kiln_model;
+
+/* What runs a model: activation memory for the largest bucket, staging buffers for padding,
+ * the input bindings and the profile. Everything is allocated by kiln_session_new; running
+ * allocates nothing. One session is used by one thread at a time; several sessions over one
+ * model run concurrently from different threads (parallel loops of kernels still share the
+ * one thread pool, whose launches are serialized). */
+typedef struct kiln_session kiln_session;
+
+/* Maps the artifact at path and validates it completely (sections, checksums, meta and plan
+ * against each other, every kernel symbol present). Errors: KILN_ERR_IO (cannot open/map/load
+ * code), KILN_ERR_CORRUPT (damaged, truncated or inconsistent file), KILN_ERR_UNSUPPORTED
+ * (another major format version), KILN_ERR_NOMEM; the message names the file and the part. */
+KILN_API kiln_status kiln_model_load(const char *path, kiln_model **out);
+/* The same from bytes in memory (an artifact as kiln_compiled_bytes gives it); the bytes are
+ * copied, the caller keeps its buffer. `name` labels error messages (NULL: "<memory>"). */
+KILN_API kiln_status kiln_model_load_memory(const void *data, size_t size, const char *name,
+                                            kiln_model **out);
+/* Drops the caller's reference: the model is freed when it and every session made from it
+ * are freed (so sessions may outlive this call). NULL is allowed. */
+KILN_API void kiln_model_free(kiln_model *m);
+
+/* Inputs, outputs and buckets. Indices out of range give NULL / -1 / KILN_VOID. */
+KILN_API int kiln_model_num_inputs(const kiln_model *m);
+KILN_API int kiln_model_num_outputs(const kiln_model *m);
+KILN_API int kiln_model_num_buckets(const kiln_model *m);
+KILN_API const char *kiln_model_input_name(const kiln_model *m, int i);
+KILN_API const char *kiln_model_output_name(const kiln_model *m, int i);
+KILN_API int kiln_model_input_index(const kiln_model *m, const char *name);   /* -1: none */
+KILN_API kiln_dtype kiln_model_input_dtype(const kiln_model *m, int i);
+KILN_API kiln_dtype kiln_model_output_dtype(const kiln_model *m, int i);
+KILN_API int kiln_model_input_ndim(const kiln_model *m, int i);
+KILN_API int kiln_model_output_ndim(const kiln_model *m, int i);
+/* The shape of input (or output) i in bucket b, written to shape[0..ndim). */
+KILN_API kiln_status kiln_model_input_shape(const kiln_model *m, int bucket, int i,
+                                            int64_t *shape);
+KILN_API kiln_status kiln_model_output_shape(const kiln_model *m, int bucket, int i,
+                                             int64_t *shape);
+/* Activation bytes of bucket b as planned (intermediates sharing memory by liveness) and
+ * naively (one buffer per intermediate), and its number of kernel calls. */
+KILN_API kiln_status kiln_model_bucket_memory(const kiln_model *m, int bucket,
+                                              uint64_t *planned, uint64_t *naive);
+KILN_API int kiln_model_bucket_num_calls(const kiln_model *m, int bucket);
+/* The META and PLAN JSON texts as stored (NUL-terminated, owned by the model). */
+KILN_API const char *kiln_model_meta_json(const kiln_model *m);
+KILN_API const char *kiln_model_plan_json(const kiln_model *m);
+
+/* A new session (activation memory for every bucket allocated now). It starts with the
+ * paddable axes the compile declared (meta "paddable"). */
+KILN_API kiln_status kiln_session_new(kiln_model *m, kiln_session **out);
+KILN_API void kiln_session_free(kiln_session *s);
+KILN_API kiln_model *kiln_session_model(kiln_session *s);
+
+/* Declares (on != 0) or withdraws axis `axis` of input i as paddable. A run whose input
+ * shapes match no bucket exactly then uses the bucket with the fewest elements that is equal
+ * on every other axis and at least as large on the paddable ones: inputs are copied,
+ * zero-padded, into session buffers and outputs are sliced back along the axes that follow a
+ * padded input axis (meta "follows"). KILN_ERR_MISUSE for a bad index. */
+KILN_API kiln_status kiln_session_set_paddable(kiln_session *s, int input, int axis, int on);
+
+/* Binds input i to the caller's tensor without copying: t->data (+ byte_offset) must stay
+ * valid and unchanged until kiln_session_run returns. dtype must be the input's (else
+ * KILN_ERR_TYPE) and strides NULL or compact (else KILN_ERR_UNSUPPORTED); the shape is
+ * checked against the buckets at run time. The descriptor itself is copied. */
+KILN_API kiln_status kiln_session_set_input(kiln_session *s, int i, const kiln_tensor *t);
+
+/* Picks the bucket from the bound inputs' shapes and runs its plan. KILN_ERR_MISUSE when an
+ * input is not bound; KILN_ERR_SHAPE when the shapes fit no bucket (the message lists the
+ * given shapes and every bucket's); a kernel's error status and message otherwise. */
+KILN_API kiln_status kiln_session_run(kiln_session *s);
+
+/* Output i of the last run, in place: t->data points into session memory (or to a weight, or
+ * to a bound input, when the model returns one directly) and t->shape into the session; both
+ * stay valid until the next run or kiln_session_free. t->shape is the actual shape (sliced
+ * back after padding). KILN_ERR_MISUSE before the first successful run. */
+KILN_API kiln_status kiln_session_get_output(kiln_session *s, int i, kiln_tensor *t);
+/* The bucket the last run used (-1 before the first run). */
+KILN_API int kiln_session_last_bucket(const kiln_session *s);
+
+/* Profiling: while on, every kernel call of a run is timed (monotonic clock). Turning it on
+ * clears what was recorded. */
+KILN_API kiln_status kiln_session_set_profiling(kiln_session *s, int on);
+typedef struct kiln_profile_entry {
+  int32_t bucket;     /* the bucket of the call */
+  int32_t call;       /* its index in the bucket's plan */
+  const char *kernel; /* the kernel's name (e.g. "fused_nn_conv2d_add_nn_relu") */
+  int64_t count;      /* how many times it ran while profiling */
+  double total_us, min_us, max_us;
+} kiln_profile_entry;
+/* The recorded calls (one entry per call of every bucket that ran, in plan order), owned by
+ * the session, valid until the next run or kiln_session_set_profiling. */
+KILN_API kiln_status kiln_session_profile(const kiln_session *s, int *n,
+                                          const kiln_profile_entry **entries);
+/* The profile as a text table (json == 0; calls sorted by total time, with share of the
+ * total and a totals line) or as JSON (json != 0: {"runs":R, "total_us":T, "calls":[{"bucket",
+ * "call", "kernel", "count", "total_us", "mean_us", "min_us", "max_us"}]}). Free *out with
+ * kiln_rt_free. */
+KILN_API kiln_status kiln_session_profile_report(const kiln_session *s, int json, char **out);
+
+/* Frees memory the runtime returned to the caller (profile reports). NULL is allowed. */
+KILN_API void kiln_rt_free(void *p);
+
 /* The library version as "MAJOR.MINOR.PATCH". */
 KILN_API const char *kiln_version(void);
 

@@ -775,8 +775,20 @@ static kiln_status import_graph(onnx_importer *imp, const Onnx__GraphProto *g, i
       return shape_value_error(imp, sv, where);
     }
   }
+  /* The graph's output names, as attributes "output_name_<i>" of main (the build driver names
+   * the compiled model's outputs after them). */
+  relay_attr **attrs = ir_arena_alloc(imp->a, sizeof(relay_attr *) * g->n_output);
+  if (!attrs) return KILN_ERR_NOMEM;
+  for (size_t i = 0; i < g->n_output; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "output_name_%zu", i);
+    if (!(attrs[i] = relay_attr_str(imp->a, key, g->output[i]->name ? g->output[i]->name : "")))
+      return KILN_ERR_NOMEM;
+  }
   relay_expr *body = g->n_output == 1 ? outs[0] : relay_tuple_new(imp->a, (int)g->n_output, outs);
-  relay_expr *f = body ? relay_func_new(imp->a, nparams, params, NULL, body, 0, NULL) : NULL;
+  relay_expr *f = body ? relay_func_new(imp->a, nparams, params, NULL, body, (int)g->n_output,
+                                        attrs)
+                       : NULL;
   if (!f) return ctx_code(imp->ctx);
   return relay_module_set(imp->m, "main", (relay_func *)f);
 }
