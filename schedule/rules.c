@@ -9,9 +9,11 @@
  *      next one by up to 8-12 rows (unrolled), reduce loops between the outer and the inner
  *      tile loops, outer loops fused and parallel, the init decomposed, the accumulator
  *      either the op's intermediate output or a "local" cache_write, with the epilogue
- *      (fused elementwise ops, or the write-back) computed at the tile, and the padding stage
- *      computed at the tile too; the pipeline's compaction then shrinks the accumulator to
- *      the tile so that LLVM keeps it in registers;
+ *      (fused elementwise ops, or the write-back) computed at the tile; the pipeline's
+ *      compaction then shrinks the accumulator to the tile so that LLVM keeps it in
+ *      registers. The padding stage stays at the root (scheduled by rule 4): computed at the
+ *      tile it would be recomputed for every output channel, since the tile loops run over
+ *      output channels outside the spatial tiles;
  *   3. reduce: other reductions (sums, pooling, softmax and layer_norm stages) run their
  *      spatial loops fused and parallel;
  *   4. elementwise: the remaining blocks (outputs) fuse all loops, split by the vector width,
@@ -214,14 +216,16 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
     if (st == KILN_OK) epilogue = wb;
   }
 
-  /* padding (or any other injective producer left at the root): computed per tile below */
+  /* injective producers left at the root that are not padding (those rule 1 could not
+   * inline): computed per tile below */
   sch_rv pads[8];
   int npads = 0;
   for (int i = 0; i < blk->nreads && npads < 8; i++) {
     int nw;
     ir_block_realize **writers;
     if ((st = sch_writers_of(s, scope, blk->reads[i]->buffer, &nw, &writers))) return st;
-    if (nw == 1 && (is_injective(writers[0]->block) || is_pad_stage(writers[0]->block)) && writers[0] != r)
+    if (nw == 1 && is_injective(writers[0]->block) && !is_pad_stage(writers[0]->block) &&
+        writers[0] != r)
       if ((st = sch_get_block(s, writers[0]->block->name, &pads[npads++]))) return st;
   }
 
@@ -346,6 +350,35 @@ static kiln_status elementwise_rule(sch_schedule *s, const sch_target_info *t, s
   return KILN_OK;
 }
 
+/* A padding stage left at the root: the loops over all but the last axis fused and
+ * parallel, the last axis (the row) split by the vector width and vectorized, so the bounds
+ * test is a vector compare on the row and the loads are contiguous (masked at the borders)
+ * instead of lanes of a fused index taken apart by division. */
+static kiln_status pad_rule(sch_schedule *s, const sch_target_info *t, sch_rv block) {
+  loop_info li;
+  kiln_status st = loops_of(s, block, &li);
+  if (st) return st;
+  if (li.n < 2 || li.extent[li.n - 1] < 0) return elementwise_rule(s, t, block);
+  ir_block_realize *r;
+  if ((st = sch_get_realize(s, "default rules", block, &r))) return st;
+  int lanes = lanes_for(t, written_dtype(r->block));
+  sch_rv outer = li.rv[0], row = li.rv[li.n - 1];
+  if (li.n > 2) {
+    TRY_SOFT(st, sch_fuse(s, li.n - 1, li.rv, &outer));
+    if (st != KILN_OK) outer = li.rv[li.n - 2];
+  }
+  if (li.extent[li.n - 1] >= lanes) {
+    sch_rv parts[2], factors[2] = {sch_int(s, -1), sch_int(s, lanes)};
+    if (factors[0] == SCH_RV_NONE || factors[1] == SCH_RV_NONE) return KILN_ERR_NOMEM;
+    TRY_SOFT(st, sch_split(s, row, 2, factors, parts));
+    if (st == KILN_OK) TRY_SOFT(st, sch_vectorize(s, parts[1]));
+  } else if (li.extent[li.n - 1] > 1) {
+    TRY_SOFT(st, sch_vectorize(s, row));
+  }
+  if (work_of(&li) >= PARALLEL_MIN_WORK) TRY_SOFT(st, sch_parallel(s, outer));
+  return KILN_OK;
+}
+
 /* The names of the blocks directly under the root, in order (the RVs of get_child_blocks go
  * stale as blocks are inlined, names do not). */
 typedef struct name_list {
@@ -467,7 +500,9 @@ kiln_status sch_apply_default_rules(sch_schedule *s, const sch_target_info *t) {
     if (!exists || !owns) continue;
     sch_rv rv;
     if ((st = sch_get_block(s, nl->names[i], &rv))) goto out;
-    st = has_reduce(r->block) ? reduce_rule(s, rv) : elementwise_rule(s, t, rv);
+    st = has_reduce(r->block)     ? reduce_rule(s, rv)
+         : is_pad_stage(r->block) ? pad_rule(s, t, rv)
+                                  : elementwise_rule(s, t, rv);
     if (st) goto out;
   }
 out:

@@ -999,20 +999,29 @@ static cg_buf *buf_of(cg *c, const ir_node *site, const ir_buffer *b) {
   return cb;
 }
 
-/* The dimension whose index is ramp(base, 1, lanes) over a stride-1 dimension while every
- * other index is a scalar: then the access is `lanes` contiguous elements. -1 otherwise. */
-static int contiguous_dim(const cg_buf *cb, int n, ir_expr *const *idx) {
+/* The dimension whose index is ramp(base, s, lanes), s a positive constant, over a stride-1
+ * dimension while every other index is a scalar: then the access reads elements s apart
+ * (contiguous for s = 1) and *step receives s. -1 otherwise. */
+static int ramp_dim(const cg_buf *cb, int n, ir_expr *const *idx, int64_t *step) {
   int dim = -1;
   for (int d = 0; d < n; d++) {
     if (idx[d]->dtype.lanes == 1) continue;
     if (dim >= 0 || idx[d]->kind != IR_RAMP) return -1;
     const ir_int_imm *s = ir_as_int(((const ir_ramp *)idx[d])->stride);
-    if (!s || s->value != 1) return -1;
+    if (!s || s->value < 1) return -1;
     LLVMValueRef st = cb->strides[d];
     if (!LLVMIsAConstantInt(st) || LLVMConstIntGetSExtValue(st) != 1) return -1;
     dim = d;
+    *step = s->value;
   }
   return dim;
+}
+
+/* The dimension of a contiguous vector access (ramp_dim with step 1), or -1. */
+static int contiguous_dim(const cg_buf *cb, int n, ir_expr *const *idx) {
+  int64_t step = 0;
+  int d = ramp_dim(cb, n, idx, &step);
+  return step == 1 ? d : -1;
 }
 
 /* The element offset (i64, or a vector of them) of an access; with ramp_dim >= 0 that
@@ -1049,11 +1058,28 @@ static LLVMValueRef emit_load(cg *c, const ir_load *x) {
   LLVMTypeRef mty = mem_type(c, et);
   unsigned align = elem_bytes(et);
   LLVMValueRef al = LLVMConstInt(c->i32, align, 0);
-  int rd = lanes > 1 ? contiguous_dim(cb, x->nindices, x->indices) : -1;
+  int64_t step = 0;
+  int rd = lanes > 1 ? ramp_dim(cb, x->nindices, x->indices, &step) : -1;
+  /* elements a small constant step apart (a strided convolution's input row): one
+   * contiguous load of the span from the first to the last element read, then a shuffle
+   * picking every step-th, instead of a gather; the span ends at the last element the
+   * program reads, so nothing outside the access is touched */
+  bool shuffled = rd >= 0 && step >= 2 && step <= 4 && lanes <= 64 && !c->mask;
+  if (rd >= 0 && step != 1 && !shuffled) rd = -1;
   LLVMValueRef off = access_offset(c, cb, x->nindices, x->indices, rd);
   if (!off) return NULL;
   LLVMValueRef v;
-  if (lanes == 1 || rd >= 0) {
+  if (shuffled) {
+    unsigned span = (unsigned)((int64_t)(lanes - 1) * step + 1);
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, mty, cb->base, &off, 1, "");
+    LLVMValueRef wide = LLVMBuildLoad2(c->b, LLVMVectorType(mty, span), p, "");
+    LLVMSetAlignment(wide, align);
+    LLVMValueRef pick[64];
+    for (unsigned l = 0; l < lanes; l++)
+      pick[l] = LLVMConstInt(c->i32, (unsigned long long)((int64_t)l * step), 0);
+    v = LLVMBuildShuffleVector(c->b, wide, LLVMGetPoison(LLVMTypeOf(wide)),
+                               LLVMConstVector(pick, lanes), "");
+  } else if (lanes == 1 || rd >= 0) {
     LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, mty, cb->base, &off, 1, "");
     LLVMTypeRef vt = LLVMVectorType(mty, lanes); /* lanes 1: <1 x T> for the masked form */
     if (c->mask) {

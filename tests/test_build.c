@@ -114,12 +114,12 @@ static kiln_relay_module *parse(const char *s) {
 
 /* ---- Buckets -------------------------------------------------------------------------- */
 
-/* Up to 4 buckets of up to 3 inputs, filled by bucket_set. */
+/* Up to 4 buckets of up to 4 inputs, filled by bucket_set. */
 typedef struct buckets {
   int n;
   kiln_bucket b[4];
-  kiln_input_shape in[4][3];
-  int64_t dims[4][3][8];
+  kiln_input_shape in[4][4];
+  int64_t dims[4][4][8];
 } buckets;
 
 /* Input k of bucket i: name and the dims (terminated by -1; other negative values are kept,

@@ -693,6 +693,34 @@ START_TEST(test_vectors) {
 }
 END_TEST
 
+/* Loads of lanes a small constant step apart (2, 3, 4: strided convolutions) become one
+ * contiguous load of the span plus a shuffle; the span ends at the last element read (here
+ * the last element of A and of a row of R), larger steps and masked lanes stay gathers. */
+START_TEST(test_strided_loads) {
+  const char *text =
+      "func @s(A: buffer(float32, [61]), R: buffer(float32, [2, 31]), O: buffer(float32, [8, "
+      "16])) {\n"
+      "  O[0, ramp(0, 1, 16)] = A[ramp(0, 2, 16)];\n"
+      "  O[1, ramp(0, 1, 16)] = A[ramp(30, 2, 16)];\n"
+      "  O[2, ramp(0, 1, 16)] = A[ramp(15, 3, 16)];\n"
+      "  O[3, ramp(0, 1, 16)] = A[ramp(0, 4, 16)] * broadcast(A[60], 16);\n"
+      "  O[4, ramp(0, 1, 16)] = R[1, ramp(0, 2, 16)] - R[0, ramp(0, 2, 16)];\n"
+      "  O[5, ramp(0, 1, 12)] = A[ramp(0, 5, 12)];\n"
+      "  for i: int32 in range(0, 2) {\n"
+      "    O[6 + i, ramp(0, 1, 8)] = A[ramp(i * 44, 2, 8)];\n"
+      "    O[6 + i, ramp(8, 1, 8)] = select(ramp(0, 1, 8) < broadcast(4, 8), A[ramp(i, 3, 8)], "
+      "broadcast(0f32, 8));\n"
+      "  }\n"
+      "}\n";
+  static float A[61], R[62], O[128];
+  for (int i = 0; i < 61; i++) A[i] = (float)(i * i % 97) - 40;
+  for (int i = 0; i < 62; i++) R[i] = (float)(i * 7 % 31);
+  void *init[3] = {A, R, O};
+  size_t bytes[3] = {sizeof A, sizeof R, sizeof O};
+  check_program(text, "s", init, bytes);
+}
+END_TEST
+
 /* Loop kinds and bounds: serial, unrolled, vectorized (constant and variable extents, odd
  * sizes, non-zero starts, empty and negative extents), int64 and uint8 loop variables. */
 START_TEST(test_loops) {
@@ -1818,6 +1846,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_small_types);
   tcase_add_test(tc, test_casts);
   tcase_add_test(tc, test_vectors);
+  tcase_add_test(tc, test_strided_loads);
   tcase_add_test(tc, test_loops);
   tcase_add_test(tc, test_statements);
   tcase_add_test(tc, test_allocate);
