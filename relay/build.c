@@ -588,26 +588,6 @@ static kiln_status param_of_const(builder *b, int bi, const relay_const *c, int 
   return ir_ptrmap_put(&b->param_of, c, (void *)(intptr_t)(idx + 1));
 }
 
-/* "fused_" + the op names of f's body joined by "_" (dots replaced), in the kernel arena. */
-static const char *fused_base_name(builder *b, const relay_func *f) {
-  relay_expr **order = NULL;
-  int n = 0;
-  if (relay_post_order(b->ctx, f->body, false, &order, &n)) return NULL;
-  ir_strbuf sb;
-  ir_sb_init(&sb, b->ctx);
-  ir_sb_puts(&sb, "fused");
-  for (int i = 0; i < n; i++) {
-    const relay_call *call = relay_as_call(order[i]);
-    if (!call || !call->op) continue;
-    ir_sb_puts(&sb, "_");
-    for (const char *p = call->op; *p; p++) ir_sb_putn(&sb, *p == '.' ? "_" : p, 1);
-  }
-  ir_free(b->ctx, order, sizeof *order * (size_t)n);
-  const char *name = sb.oom ? NULL : ir_arena_strdup(b->karena, sb.data);
-  ir_sb_free(&sb);
-  return name;
-}
-
 /* base, base_1, base_2, ...: the first name no kernel has yet. */
 static const char *unique_kernel_name(builder *b, const char *base) {
   size_t len = strlen(base) + 24;
@@ -631,7 +611,7 @@ static kiln_status kernel_for(builder *b, int bi, relay_func *f, lowered_fn **ou
     return KILN_OK;
   }
   kiln_context *ctx = b->ctx;
-  const char *base = fused_base_name(b, f);
+  const char *base = relay_fused_base_name(b->ctx, b->karena, f);
   const char *name = base ? unique_kernel_name(b, base) : NULL;
   if (!name) return KILN_ERR_NOMEM;
   ir_func *pf = NULL;

@@ -974,11 +974,12 @@ kiln_status relay_workload_key(kiln_context *ctx, ir_arena *arena, const ir_func
 
 /* ---- Modules --------------------------------------------------------------------------- */
 
-/* "fused_" + the ops of f joined by "_", dots replaced ("fused_nn_conv2d_add_nn_relu"),
- * made unique within mod. A new string in mod's arena. */
-static const char *fused_name(kiln_tir_module *mod, relay_expr **order, int n) {
+const char *relay_fused_base_name(kiln_context *ctx, ir_arena *arena, const relay_func *f) {
+  relay_expr **order = NULL;
+  int n = 0;
+  if (relay_post_order(ctx, f->body, false, &order, &n)) return NULL;
   ir_strbuf sb;
-  ir_sb_init(&sb, mod->ctx);
+  ir_sb_init(&sb, ctx);
   ir_sb_puts(&sb, "fused");
   for (int i = 0; i < n; i++) {
     const relay_call *call = relay_as_call(order[i]);
@@ -986,28 +987,30 @@ static const char *fused_name(kiln_tir_module *mod, relay_expr **order, int n) {
     ir_sb_puts(&sb, "_");
     for (const char *p = call->op; *p; p++) ir_sb_putn(&sb, *p == '.' ? "_" : p, 1);
   }
-  size_t len = 0;
-  char *base = ir_sb_take(&sb, &len);
+  ir_free(ctx, order, sizeof *order * (size_t)n);
+  const char *name = sb.oom ? NULL : ir_arena_strdup(arena, sb.data);
+  ir_sb_free(&sb);
+  return name;
+}
+
+/* relay_fused_base_name made unique within mod ("_1", "_2", ...), in mod's arena. */
+static const char *fused_name(kiln_tir_module *mod, const relay_func *f) {
+  const char *base = relay_fused_base_name(mod->ctx, mod->arena, f);
   if (!base) return NULL;
-  char *name = ir_arena_alloc(mod->arena, len + 24);
+  size_t len = strlen(base) + 24;
+  char *name = ir_arena_alloc(mod->arena, len);
   if (name) {
-    snprintf(name, len + 24, "%s", base);
-    for (long k = 1; ir_module_find(mod, name); k++) snprintf(name, len + 24, "%s_%ld", base, k);
+    snprintf(name, len, "%s", base);
+    for (long k = 1; ir_module_find(mod, name); k++) snprintf(name, len, "%s_%ld", base, k);
   }
-  ir_free(mod->ctx, base, len + 1);
   return name;
 }
 
 static kiln_status lower_primitive(kiln_tir_module *mod, relay_func *f) {
-  relay_expr **order = NULL;
-  int n = 0;
-  kiln_status st = relay_post_order(mod->ctx, f->body, false, &order, &n);
-  if (st) return st;
-  const char *name = fused_name(mod, order, n);
-  ir_free(mod->ctx, order, sizeof *order * (size_t)n);
-  if (!name) return KILN_ERR_NOMEM;
+  const char *name = fused_name(mod, f);
+  if (!name) return ir_fail(mod->ctx, IR_NO_SPAN, KILN_ERR_NOMEM, "lower: out of memory");
   ir_func *pf = NULL;
-  st = relay_lower_func(mod->ctx, mod->arena, f, name, &pf);
+  kiln_status st = relay_lower_func(mod->ctx, mod->arena, f, name, &pf);
   return st ? st : ir_module_add(mod, pf);
 }
 

@@ -87,6 +87,10 @@ ir_expr *relay_lower_const(relay_lower_ctx *c, kiln_dtype t, double v);
 kiln_status relay_lower_func(kiln_context *ctx, ir_arena *arena, const relay_func *f,
                              const char *name, ir_func **out);
 
+/* "fused_" + the ops of f's body joined by "_", dots replaced ("fused_nn_conv2d_add_nn_relu"),
+ * a new string in arena; NULL when memory runs out. */
+const char *relay_fused_base_name(kiln_context *ctx, ir_arena *arena, const relay_func *f);
+
 /* Lowers every primitive function of a fused module (relay_fuse_ops ran) into a TIR module,
  * one PrimFunc each, named after their fused ops ("fused_nn_conv2d_add_nn_relu", made
  * unique). Functions that are not primitive are not lowered. */

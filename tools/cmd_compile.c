@@ -130,30 +130,6 @@ static const char *base_name(const char *path) {
   return slash ? slash + 1 : path;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), m = strlen(suffix);
-  return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* Reads the model: ONNX for *.onnx, Relay text for *.relay; any other name is taken as Relay
- * text when its first non-blank character starts a Relay module ('d'ef, '#' comment), else as
- * ONNX. */
-static kiln_status read_model(kiln_context *ctx, const char *path, kiln_relay_module **out) {
-  int onnx;
-  if (ends_with(path, ".onnx")) onnx = 1;
-  else if (ends_with(path, ".relay")) onnx = 0;
-  else {
-    FILE *f = fopen(path, "rb");
-    int c = ' ';
-    while (f && (c = fgetc(f)) != EOF && (c == ' ' || c == '\n' || c == '\t' || c == '\r')) {
-    }
-    if (f) fclose(f);
-    onnx = !(c == 'd' || c == '#');
-  }
-  return onnx ? kiln_relay_module_from_onnx_file(ctx, path, out)
-              : kiln_relay_module_parse_file(ctx, path, out);
-}
-
 /* Prints "NAME=1x3x224x224, ..." for bucket b of a loaded model. */
 static void print_bucket_shapes(const kiln_model *m, int b) {
   for (int i = 0; i < kiln_model_num_inputs(m); i++) {
@@ -209,7 +185,7 @@ static int run_compile(kiln_context *ctx, const compile_options *o) {
   for (int i = 0; i < o->nbuckets; i++)
     buckets[i] = (kiln_bucket){o->buckets[i].ninputs, o->buckets[i].inputs, o->buckets[i].weight};
 
-  if (read_model(ctx, o->model, &mod)) {
+  if (kiln_tool_read_model(ctx, o->model, &mod)) {
     /* "FILE:LINE:COL: message" when the message has a position, else "FILE: message" */
     const char *msg = kiln_context_errmsg(ctx);
     fprintf(stderr, "kiln compile: %s:%s%s\n", o->model,

@@ -137,33 +137,6 @@ static int parse_tune_options(int argc, char **argv, tune_cli *o) {
   return 0;
 }
 
-static bool has_suffix(const char *s, const char *suffix) {
-  size_t n = strlen(s), m = strlen(suffix);
-  return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* ONNX for *.onnx, Relay text for *.relay; otherwise Relay text when the first character
- * that is not blank starts a module ("def" or a '#' comment), else ONNX. */
-static kiln_status load_model(kiln_context *ctx, const char *path, kiln_relay_module **out) {
-  bool onnx;
-  if (has_suffix(path, ".onnx")) {
-    onnx = true;
-  } else if (has_suffix(path, ".relay")) {
-    onnx = false;
-  } else {
-    FILE *f = fopen(path, "rb");
-    int c = EOF;
-    if (f) {
-      do c = fgetc(f);
-      while (c == ' ' || c == '\t' || c == '\n' || c == '\r');
-      fclose(f);
-    }
-    onnx = !(c == 'd' || c == '#');
-  }
-  return onnx ? kiln_relay_module_from_onnx_file(ctx, path, out)
-              : kiln_relay_module_parse_file(ctx, path, out);
-}
-
 /* ---- Progress and the report ------------------------------------------------------------ */
 
 typedef struct progress_state {
@@ -295,7 +268,7 @@ static int run_tune(kiln_context *ctx, const tune_cli *o) {
   tune_db *db = NULL;
   tune_model_report *rep = NULL;
   tgt_target t;
-  if (load_model(ctx, o->model, &mod)) return fail_ctx(ctx, o->model);
+  if (kiln_tool_read_model(ctx, o->model, &mod)) return fail_ctx(ctx, o->model);
   if (tgt_target_parse(ctx, o->target, &t)) {
     rc = fail_ctx(ctx, "--target");
     goto done;

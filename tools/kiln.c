@@ -571,6 +571,27 @@ int kiln_tool_parse_bucket(const char *cmd, char *spec, kiln_tool_bucket *b) {
   return 0;
 }
 
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+kiln_status kiln_tool_read_model(kiln_context *ctx, const char *path, kiln_relay_module **out) {
+  int onnx;
+  if (ends_with(path, ".onnx")) onnx = 1;
+  else if (ends_with(path, ".relay")) onnx = 0;
+  else {
+    FILE *f = fopen(path, "rb");
+    int c = ' ';
+    while (f && (c = fgetc(f)) != EOF && (c == ' ' || c == '\n' || c == '\t' || c == '\r')) {
+    }
+    if (f) fclose(f);
+    onnx = !(c == 'd' || c == '#');
+  }
+  return onnx ? kiln_relay_module_from_onnx_file(ctx, path, out)
+              : kiln_relay_module_parse_file(ctx, path, out);
+}
+
 char *kiln_tool_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;

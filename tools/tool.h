@@ -32,6 +32,11 @@ typedef struct kiln_tool_bucket {
  * Returns 0, or 2 after printing "kiln CMD: ..." for a malformed spec (a usage error). */
 int kiln_tool_parse_bucket(const char *cmd, char *spec, kiln_tool_bucket *b);
 
+/* Reads a model for `kiln compile` / `kiln tune`: ONNX for *.onnx, Relay text for *.relay;
+ * any other name is taken as Relay text when its first non-blank character starts a Relay
+ * module ('d'ef, '#' comment), else as ONNX. Errors on the context. */
+kiln_status kiln_tool_read_model(kiln_context *ctx, const char *path, kiln_relay_module **out);
+
 /* Reads a whole file into memory, NUL-terminated (the caller frees it); NULL when it cannot
  * be opened or memory runs out. *len excludes the terminator. */
 char *kiln_tool_read_file(const char *path, size_t *len);
