@@ -50,13 +50,19 @@ struct tune_built {
   kiln_kernel_fn fn;
   int nparams;
   char name[128];
+  kiln_tir_module *lowered; /* the lowered function the JIT compiled (kept for inspection) */
 };
 
 void tune_built_free(tune_built *k) {
   if (!k) return;
   tgt_jit_free(k->jit);
+  if (k->lowered) kiln_tir_module_free(k->lowered);
   ir_free(k->ctx, k, sizeof *k);
 }
+
+kiln_kernel_fn tune_built_fn(const tune_built *k) { return k ? k->fn : NULL; }
+int tune_built_nparams(const tune_built *k) { return k ? k->nparams : 0; }
+const kiln_tir_module *tune_built_lowered(const tune_built *k) { return k ? k->lowered : NULL; }
 
 /* Lowering goes into a scratch arena; the result is copied into a module of its own (the
  * JIT compiles from it and does not keep it). The kernel is looked up, hence compiled, here:
@@ -90,7 +96,9 @@ kiln_status tune_build(kiln_context *ctx, const tgt_target *t, const ir_func *sc
   snprintf(k->name, sizeof k->name, "%s", scheduled->name);
   if ((st = tgt_jit_new(ctx, t, &k->jit))) goto done;
   if ((st = tgt_jit_add_tir(k->jit, mod))) goto done;
-  st = tgt_jit_lookup(k->jit, k->name, &k->fn);
+  if ((st = tgt_jit_lookup(k->jit, k->name, &k->fn))) goto done;
+  k->lowered = mod; /* the kernel keeps the lowered module */
+  mod = NULL;
 done:
   if (st && k) {
     tune_built_free(k);
@@ -433,6 +441,37 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Warmup, then calibration: a timed sample is a batch of `inner` calls lasting at least
+ * MIN_SAMPLE_S, so the clock's own cost does not count and TUNE_MAX_REPEATS samples reach
+ * min_seconds up to TUNE_MAX_REPEATS * MIN_SAMPLE_S; a sample records the batch's mean.
+ * The batch size grows until one batch (untimed, a further warmup) is long enough. Allocates
+ * nothing and touches no context, so the forked worker can run it. */
+int32_t tune_time_calls(const tune_built *k, const kiln_tensor *args, int warmup,
+                        int min_repeats, double min_seconds, double *times, int *nsamples) {
+  int32_t st = 0;
+  for (int w = 0; w < warmup && st == 0; w++) st = k->fn(args, k->nparams);
+  int64_t inner = 1;
+  while (st == 0 && inner < ((int64_t)1 << 40)) {
+    double t0 = now_s();
+    for (int64_t c = 0; c < inner && st == 0; c++) st = k->fn(args, k->nparams);
+    double dt = now_s() - t0;
+    if (dt >= MIN_SAMPLE_S) break;
+    inner *= dt * 100 < MIN_SAMPLE_S ? 10 : 2;
+  }
+  double total = 0;
+  int n = 0;
+  while (st == 0 && n < TUNE_MAX_REPEATS && (n < min_repeats || total < min_seconds)) {
+    double t0 = now_s();
+    for (int64_t c = 0; c < inner && st == 0; c++) st = k->fn(args, k->nparams);
+    double dt = now_s() - t0;
+    if (st) break;
+    times[n++] = dt / (double)inner;
+    total += dt;
+  }
+  *nsamples = n;
+  return st;
+}
+
 /* Runs in the forked child; never returns. Only the kernel, the runtime it calls and a few
  * system calls run here: no compiler code, no context (the parent's JIT and allocator state
  * are copies the child must not rely on). */
@@ -464,30 +503,9 @@ static void worker(const tune_built *k, const kiln_tensor *args, const tune_meas
     }
   }
 
-  /* Warmup, then calibration: a timed sample is a batch of `inner` calls lasting at least
-   * MIN_SAMPLE_S, so the clock's own cost does not count and TUNE_MAX_REPEATS samples reach
-   * min_seconds up to TUNE_MAX_REPEATS * MIN_SAMPLE_S; a sample records the batch's mean.
-   * The batch size grows until one batch (untimed, a further warmup) is long enough. */
-  int32_t st = 0;
-  for (int w = 0; w < o->warmup && st == 0; w++) st = k->fn(args, k->nparams);
-  int64_t inner = 1;
-  while (st == 0 && inner < ((int64_t)1 << 40)) {
-    double t0 = now_s();
-    for (int64_t c = 0; c < inner && st == 0; c++) st = k->fn(args, k->nparams);
-    double dt = now_s() - t0;
-    if (dt >= MIN_SAMPLE_S) break;
-    inner *= dt * 100 < MIN_SAMPLE_S ? 10 : 2;
-  }
-  double total = 0;
   int n = 0;
-  while (st == 0 && n < TUNE_MAX_REPEATS && (n < o->min_repeats || total < o->min_seconds)) {
-    double t0 = now_s();
-    for (int64_t c = 0; c < inner && st == 0; c++) st = k->fn(args, k->nparams);
-    double dt = now_s() - t0;
-    if (st) break;
-    rep->times[n++] = dt / (double)inner;
-    total += dt;
-  }
+  int32_t st = tune_time_calls(k, args, o->warmup, o->min_repeats, o->min_seconds, rep->times,
+                               &n);
   rep->repeats = n;
   rep->kernel_status = st;
   if (st) snprintf(rep->msg, sizeof rep->msg, "%s", kiln_last_error());
@@ -559,20 +577,32 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+void tune_time_summary(double *times, int n, tune_time_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (n <= 0) return;
+  qsort(times, (size_t)n, sizeof(double), cmp_double);
+  out->min_s = times[0];
+  out->max_s = times[n - 1];
+  out->median_s = n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+  double mean = 0, var = 0;
+  for (int i = 0; i < n; i++) mean += times[i];
+  mean /= n;
+  for (int i = 0; i < n; i++) var += (times[i] - mean) * (times[i] - mean);
+  out->mean_s = mean;
+  out->stddev_s = n > 1 ? sqrt(var / (n - 1)) : 0;
+}
+
 /* Median, min, max and sample standard deviation of the worker's timings. */
 static void summarize(report *rep, tune_result *out) {
   int n = rep->repeats;
   out->repeats = n;
   if (n <= 0) return;
-  qsort(rep->times, (size_t)n, sizeof(double), cmp_double);
-  out->min_s = rep->times[0];
-  out->max_s = rep->times[n - 1];
-  out->median_s = n % 2 ? rep->times[n / 2] : (rep->times[n / 2 - 1] + rep->times[n / 2]) / 2;
-  double mean = 0, var = 0;
-  for (int i = 0; i < n; i++) mean += rep->times[i];
-  mean /= n;
-  for (int i = 0; i < n; i++) var += (rep->times[i] - mean) * (rep->times[i] - mean);
-  out->stddev_s = n > 1 ? sqrt(var / (n - 1)) : 0;
+  tune_time_stats ts;
+  tune_time_summary(rep->times, n, &ts);
+  out->min_s = ts.min_s;
+  out->max_s = ts.max_s;
+  out->median_s = ts.median_s;
+  out->stddev_s = ts.stddev_s;
 }
 
 /* Records a failure that prevents measuring both on ctx and in out. */

@@ -64,6 +64,27 @@ typedef struct tune_built tune_built;
 kiln_status tune_build(kiln_context *ctx, const tgt_target *t, const ir_func *scheduled,
                        tune_built **out);
 void tune_built_free(tune_built *k);
+/* The built kernel's entry point, its parameter count and the lowered one-function module
+ * the JIT compiled (owned by k), for callers that run the kernel themselves. */
+kiln_kernel_fn tune_built_fn(const tune_built *k);
+int tune_built_nparams(const tune_built *k);
+const kiln_tir_module *tune_built_lowered(const tune_built *k);
+
+/* Times k in the calling thread on args: `warmup` untimed calls, then samples until at least
+ * min_repeats samples and min_seconds in all (at most TUNE_MAX_REPEATS; calls faster than
+ * 0.1 ms are batched, a sample being the batch mean), written to times (room for
+ * TUNE_MAX_REPEATS), their number to *nsamples. Returns the first non-zero kernel status
+ * (the message is kiln_last_error()), else 0. Allocates nothing (the forked worker of
+ * tune_measure runs it). */
+int32_t tune_time_calls(const tune_built *k, const kiln_tensor *args, int warmup,
+                        int min_repeats, double min_seconds, double *times, int *nsamples);
+
+/* Statistics of timed samples (seconds): tune_time_summary sorts times[0..n) and fills them
+ * (all 0 when n <= 0; stddev is the sample standard deviation, 0 for one sample). */
+typedef struct tune_time_stats {
+  double median_s, min_s, max_s, mean_s, stddev_s;
+} tune_time_stats;
+void tune_time_summary(double *times, int n, tune_time_stats *out);
 
 /* Measures kernel k, built from a schedule of f (f gives the parameters: buffers with
  * constant shapes; a scalar parameter or a symbolic dimension is KILN_ERR_UNSUPPORTED).

@@ -1,6 +1,7 @@
 /* search.c: the evolutionary search for one task (search.h). The design space is the default
- * rules' trace; a candidate is that trace replayed with sampling instructions re-sampled from
- * the candidate's own seed. Data flow of one round:
+ * rules' trace and their cache-blocked variant's; a candidate is one of them replayed with
+ * sampling instructions re-sampled from the candidate's own seed (with those sampled on loops
+ * derived from them) and knobs redrawn. Data flow of one round:
  *   parents (best measured) + default trace -> random candidates and mutants (replay)
  *   -> lowered (ir_lower_func) -> features -> cost model scores (+ model-guided generations)
  *   -> batch: forced ones (warm start, default), best predicted, eps at random
@@ -20,7 +21,29 @@
 #include "schedule/schedule.h"
 
 /* How many generation attempts per wanted candidate before giving up on a small space. */
-enum { ATTEMPTS_PER_CANDIDATE = 4 };
+enum { ATTEMPTS_PER_CANDIDATE = 4, MAX_KNOBS = 16 };
+
+/* Knobs: annotations of the default rules whose value is a decision of the design space
+ * although the trace records it as a literal (annotate takes no RV): the search mutates the
+ * literal itself. "unroll_max_step" on a tile's loop: nests of at most that many iterations
+ * under it are unrolled by the TIR pipeline (ir/transform.c); 0, the default, unrolls none. */
+typedef struct knob_kind {
+  const char *key;
+  int n;
+  int64_t values[4];
+} knob_kind;
+static const knob_kind KNOBS[] = {{"unroll_max_step", 4, {0, 16, 64, 512}}};
+
+/* The knob an instruction sets (NULL when it is not one): an annotate of a known key with an
+ * integer literal. */
+static const knob_kind *knob_of(const sch_inst *in) {
+  if (in->kind != SCH_INST_ANNOTATE || in->ninputs != 3 || in->inputs[1].kind != SCH_ARG_STR ||
+      in->inputs[2].kind != SCH_ARG_INT || !in->inputs[1].s)
+    return NULL;
+  for (size_t i = 0; i < sizeof KNOBS / sizeof KNOBS[0]; i++)
+    if (strcmp(in->inputs[1].s, KNOBS[i].key) == 0) return &KNOBS[i];
+  return NULL;
+}
 
 /* A candidate: a trace (JSON, context memory) and what the search knows about it. */
 typedef struct cand {
@@ -60,14 +83,19 @@ struct tune_search_state {
   tune_feature_options fopts;
 
   sch_schedule *def;   /* the default schedule: its trace is the design space */
-  int nsamp;           /* sampling instructions of the default trace ... */
-  int *samp;           /* ... and their indices */
+  int nsamp;           /* sampling instructions of the default trace */
+  int nknob;           /* annotate instructions whose literal is a decision (knobs) */
+  sch_schedule *alt;   /* the cache-blocked variant's schedule (a second base), or NULL */
+  int npatch;          /* knob values the next replay_trace sets (then puts back) */
+  int patch_at[MAX_KNOBS];
+  int64_t patch_value[MAX_KNOBS];
   uint64_t default_hash;
 
   ir_arena *arena;     /* the run's arena (workload summary) */
   ir_arena *scratch;   /* reset per candidate: parsed traces, lowered functions */
   uint64_t workload_hash;
-  tune_reference *ref;
+  tune_reference *ref; /* computed at the first real measurement (need_ref) */
+  bool need_ref;
   tune_cost_model *model;
 
   cand_list measured;  /* in measurement order */
@@ -147,15 +175,79 @@ static bool is_hard(kiln_status st) { return st == KILN_ERR_NOMEM || st == KILN_
 
 /* ---- Making candidates ------------------------------------------------------------------ */
 
+/* The instructions to re-sample when drop[0..ndrop) are: those, plus every later sampling
+ * instruction that takes an RV derived from a re-sampled one (through the RV data flow of the
+ * trace). A re-sampled tile changes the extents of the loops made from it, so a decision
+ * sampled on such a loop (the parallel split of the fused tile loop, a compute location)
+ * would no longer fit; it is re-sampled with it. *out (context memory, room for ninsts
+ * indices, freed by the caller with that size) gets the indices in ascending order. */
+static kiln_status dependent_drops(search *s, const sch_trace *t, int ndrop, const int *drop,
+                                   int **out, int *nout) {
+  *out = NULL;
+  *nout = 0;
+  int32_t nrvs = 0;
+  for (int i = 0; i < t->ninsts; i++)
+    for (int k = 0; k < t->insts[i].noutputs; k++)
+      if (t->insts[i].outputs[k] >= nrvs) nrvs = t->insts[i].outputs[k] + 1;
+  size_t nt = (size_t)(nrvs > 0 ? nrvs : 1);
+  bool *tainted = ir_malloc(s->ctx, nt);
+  int *d = ir_malloc(s->ctx, sizeof(int) * (size_t)(t->ninsts > 0 ? t->ninsts : 1));
+  if (!tainted || !d) {
+    if (tainted) ir_free(s->ctx, tainted, nt);
+    if (d) ir_free(s->ctx, d, sizeof(int) * (size_t)(t->ninsts > 0 ? t->ninsts : 1));
+    return KILN_ERR_NOMEM;
+  }
+  memset(tainted, 0, nt);
+  int n = 0;
+  for (int i = 0; i < t->ninsts; i++) {
+    const sch_inst *in = &t->insts[i];
+    bool dropped = false, derived = false;
+    for (int k = 0; k < ndrop && !dropped; k++) dropped = drop[k] == i;
+    for (int k = 0; k < in->ninputs && !derived; k++)
+      if (in->inputs[k].kind == SCH_ARG_RV && in->inputs[k].i >= 0 && in->inputs[k].i < nrvs)
+        derived = tainted[in->inputs[k].i];
+    if (dropped || (derived && in->ndecision >= 0)) d[n++] = i;
+    if (dropped || derived)
+      for (int k = 0; k < in->noutputs; k++)
+        if (in->outputs[k] >= 0 && in->outputs[k] < nrvs) tainted[in->outputs[k]] = true;
+  }
+  ir_free(s->ctx, tainted, nt);
+  *out = d;
+  *nout = n;
+  return KILN_OK;
+}
+
 /* Replays `base` on a fresh schedule of the unscheduled function with seed, re-sampling the
- * instructions in drop[0..ndrop); *out is the schedule (caller frees) or NULL when the replay
- * failed for this candidate (counted; the error is cleared). Hard errors are returned. */
+ * instructions in drop[0..ndrop) and those depending on them (dependent_drops); *out is the
+ * schedule (caller frees) or NULL when the replay failed for this candidate (counted; the
+ * error is cleared). Hard errors are returned. */
 static kiln_status replay_trace(search *s, const sch_trace *base, int ndrop, const int *drop,
                                 uint64_t seed, sch_schedule **out) {
   *out = NULL;
+  int *all = NULL, nall = 0;
+  size_t all_size = sizeof(int) * (size_t)(base->ninsts > 0 ? base->ninsts : 1);
+  kiln_status st = KILN_OK;
+  if (ndrop > 0 && (st = dependent_drops(s, base, ndrop, drop, &all, &nall))) return st;
   sch_schedule *sch = sch_new(s->ctx, s->f, seed);
-  if (!sch) return s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM;
-  kiln_status st = sch_replay(sch, base, ndrop, drop);
+  if (!sch) {
+    if (all) ir_free(s->ctx, all, all_size);
+    return s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM;
+  }
+  /* knob values set for this replay only (the base trace is put back as it was) */
+  int64_t saved[MAX_KNOBS];
+  int npatch = s->npatch;
+  s->npatch = 0;
+  for (int i = 0; i < npatch; i++) {
+    sch_inst *in = &base->insts[s->patch_at[i]];
+    saved[i] = knob_of(in) ? in->inputs[2].i : 0;
+    if (knob_of(in)) in->inputs[2].i = s->patch_value[i];
+  }
+  st = ndrop > 0 ? sch_replay(sch, base, nall, all) : sch_replay(sch, base, 0, NULL);
+  for (int i = npatch - 1; i >= 0; i--) {
+    sch_inst *in = &base->insts[s->patch_at[i]];
+    if (knob_of(in)) in->inputs[2].i = saved[i];
+  }
+  if (all) ir_free(s->ctx, all, all_size);
   if (st) {
     sch_free(sch);
     if (is_hard(st)) return st;
@@ -236,6 +328,7 @@ static kiln_status add_from_json(search *s, const char *json, int ndrop, const i
   sch_trace t;
   kiln_status st = sch_trace_from_json(s->ctx, s->scratch, json, &t);
   if (st) {
+    s->npatch = 0; /* knob values meant for this replay */
     if (is_hard(st)) return st;
     ir_clear_error(s->ctx);
     *bad = true;
@@ -258,28 +351,77 @@ static kiln_status add_from_json(search *s, const char *json, int ndrop, const i
   return st;
 }
 
-/* A random point of the space: every sampling instruction of the default trace re-sampled. */
-static kiln_status add_random(search *s, cand_list *to) {
-  uint64_t seed = next_rand(s);
-  return add_candidate(s, &s->def->trace, s->nsamp, s->samp, seed, "random", to);
+/* Sets the knob of instruction `at` of trace t to a value drawn uniformly for the next
+ * replay. */
+static void patch_knob(search *s, const sch_trace *t, int at) {
+  const knob_kind *kk = knob_of(&t->insts[at]);
+  if (!kk || s->npatch >= MAX_KNOBS) return;
+  s->patch_at[s->npatch] = at;
+  s->patch_value[s->npatch++] = kk->values[rand_below(s, kk->n)];
 }
 
-/* A mutant of parent (a trace in JSON; NULL: the default trace): one or two of its sampling
- * instructions re-sampled. */
-static kiln_status add_mutant(search *s, const char *parent, cand_list *to) {
-  int drop[2];
-  int ndrop = s->nsamp >= 2 && rand_below(s, 2) ? 2 : 1;
-  drop[0] = s->samp[rand_below(s, s->nsamp)];
-  if (ndrop == 2) {
-    do drop[1] = s->samp[rand_below(s, s->nsamp)];
-    while (drop[1] == drop[0]);
-  }
+/* The decision points of a trace: its sampling instructions and its knobs, as instruction
+ * indices (points has room for t->ninsts); returns their number, sampling ones first
+ * (*nsamp of them). */
+static int points_of(const sch_trace *t, int *points, int *nsamp) {
+  int n = 0;
+  for (int i = 0; i < t->ninsts; i++)
+    if (t->insts[i].ndecision >= 0) points[n++] = i;
+  *nsamp = n;
+  for (int i = 0; i < t->ninsts; i++)
+    if (knob_of(&t->insts[i])) points[n++] = i;
+  return n;
+}
+
+/* A random point of the space: a base trace (the default rules' or their cache-blocked
+ * variant's) with every sampling instruction re-sampled and every knob drawn. */
+static kiln_status add_random(search *s, cand_list *to) {
+  sch_schedule *base = s->def;
+  if (s->alt && rand_below(s, 2)) base = s->alt;
+  const sch_trace *t = &base->trace;
+  int *points = ir_malloc(s->ctx, sizeof(int) * (size_t)(t->ninsts + 1));
+  if (!points) return KILN_ERR_NOMEM;
+  int nsamp, n = points_of(t, points, &nsamp);
+  for (int k = nsamp; k < n; k++) patch_knob(s, t, points[k]);
   uint64_t seed = next_rand(s);
-  if (!parent) return add_candidate(s, &s->def->trace, ndrop, drop, seed, "mutant", to);
-  bool bad;
-  kiln_status st = add_from_json(s, parent, ndrop, drop, seed, "mutant", to, &bad);
-  if (!st && bad) s->out->replay_failed++;
+  kiln_status st = add_candidate(s, t, nsamp, points, seed, "random", to);
+  ir_free(s->ctx, points, sizeof(int) * (size_t)(t->ninsts + 1));
   return st;
+}
+
+/* A mutant of parent (a trace in JSON; NULL: the default trace): one or two of its decisions
+ * changed, each a sampling instruction re-sampled (with those depending on it) or a knob
+ * drawn again. */
+static kiln_status add_mutant(search *s, const char *parent, cand_list *to) {
+  sch_trace parsed;
+  const sch_trace *t = &s->def->trace;
+  if (parent) {
+    kiln_status st = sch_trace_from_json(s->ctx, s->scratch, parent, &parsed);
+    if (st) {
+      if (is_hard(st)) return st;
+      ir_clear_error(s->ctx);
+      s->out->replay_failed++;
+      return KILN_OK;
+    }
+    t = &parsed; /* in scratch, which describe() resets: replayed before that */
+  }
+  int *points = ir_malloc(s->ctx, sizeof(int) * (size_t)(t->ninsts + 1));
+  if (!points) return KILN_ERR_NOMEM;
+  int nsamp, n = points_of(t, points, &nsamp);
+  int drop[2], ndrop = 0;
+  int nmut = n >= 2 && rand_below(s, 2) ? 2 : 1;
+  int first = -1;
+  for (int m = 0; m < nmut && n > 0; m++) {
+    int slot;
+    do slot = rand_below(s, n);
+    while (slot == first);
+    first = slot;
+    if (slot < nsamp) drop[ndrop++] = points[slot];
+    else patch_knob(s, t, points[slot]);
+  }
+  ir_free(s->ctx, points, sizeof(int) * (size_t)(t->ninsts + 1));
+  uint64_t seed = next_rand(s);
+  return add_candidate(s, t, ndrop, drop, seed, "mutant", to);
 }
 
 /* ---- Warm start ------------------------------------------------------------------------- */
@@ -437,7 +579,7 @@ static int best_measured(search *s, int *idx) {
  * each; mutants of the default trace while nothing was measured ok),
  * then, once the model is trained, `generations` rounds of mutants of the best predicted. */
 static kiln_status fill_pool(search *s) {
-  if (s->nsamp == 0) return KILN_OK; /* the space is the default schedule alone */
+  if (s->nsamp + s->nknob == 0 && !s->alt) return KILN_OK; /* the default schedule alone */
   int *parents = ir_malloc(s->ctx, sizeof(int) * (size_t)s->o.population);
   if (!parents) return KILN_ERR_NOMEM;
   int nparents = best_measured(s, parents);
@@ -496,6 +638,18 @@ static kiln_status measure(search *s, const cand *c, tune_result *r) {
   if (s->o.measure_fn) {
     st = s->o.measure_fn(s->o.measure_ud, s->ctx, sch->func, c->json, r);
   } else {
+    /* the reference outputs (the interpreter on the unscheduled function: minutes for a
+     * large kernel) are computed when the task is first measured, not when it is set up, so
+     * that a model tuner with a time budget pays only for the tasks it gets to */
+    if (s->need_ref) {
+      s->need_ref = false;
+      st = tune_reference_outputs(s->ctx, s->f, s->o.measure.seed, &s->ref);
+      if (st) {
+        sch_free(sch);
+        ir_arena_reset(s->scratch);
+        return st;
+      }
+    }
     tune_built *k = NULL;
     st = tune_build(s->ctx, s->t, sch->func, &k);
     if (st == KILN_ERR_NOMEM) {
@@ -717,8 +871,68 @@ static kiln_status register_task(search *s) {
   return st;
 }
 
-/* The default schedule, the sampling instructions of its trace, and the default candidate
- * queued after the warm-start ones. */
+/* Collects the names of the reduction blocks of a function (for kblock_variant). */
+typedef struct block_names {
+  int n;
+  const char *names[64];
+} block_names;
+
+static bool reduction_names_visit(ir_node *n, void *ud) {
+  block_names *b = ud;
+  if (n->kind == IR_BLOCK) {
+    const ir_block *blk = (const ir_block *)n;
+    if (blk->init && b->n < 64) b->names[b->n++] = blk->name;
+  }
+  return !ir_is_expr(n);
+}
+
+/* The second base trace of the space: the default rules applied to a copy of the function
+ * whose reduction blocks carry "schedule.kblock", which makes the tile rule build its
+ * cache-blocked variant (schedule/rules.c, kblock_tile). The trace is replayed on the
+ * unmarked function (instructions name blocks and loops, never that annotation), and kept
+ * in s->alt when that works and gives another function than the default; otherwise the
+ * space has the default trace alone (s->alt NULL, the error cleared). */
+static kiln_status kblock_variant(search *s, const sch_target_info *ti) {
+  sch_schedule *mark = sch_new(s->ctx, s->f, s->o.seed), *marked = NULL, *alt = NULL;
+  if (!mark) return s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM;
+  block_names names = {0};
+  ir_visit(&mark->func->h, false, reduction_names_visit, &names);
+  kiln_status st = KILN_OK;
+  ir_expr *one = ir_int(mark->arena, KILN_INT64, 1);
+  if (!one) st = KILN_ERR_NOMEM;
+  for (int i = 0; !st && i < names.n; i++) {
+    sch_rv b;
+    st = sch_get_block(mark, names.names[i], &b);
+    if (!st) st = sch_annotate(mark, b, "schedule.kblock", one);
+  }
+  if (!st && names.n > 0) {
+    marked = sch_new(s->ctx, mark->func, s->o.seed);
+    if (!marked) st = s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM;
+  }
+  if (!st && marked) st = sch_apply_default_rules(marked, ti);
+  if (!st && marked) {
+    alt = sch_new(s->ctx, s->f, s->o.seed);
+    if (!alt) st = s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM;
+    else st = sch_replay(alt, &marked->trace, 0, NULL);
+  }
+  uint64_t h = 0;
+  if (!st && alt) st = ir_structural_hash(s->ctx, &alt->func->h, &h);
+  if (!st && alt && h != s->default_hash) {
+    s->alt = alt;
+    alt = NULL;
+  }
+  if (alt) sch_free(alt);
+  if (marked) sch_free(marked);
+  sch_free(mark);
+  if (st && !is_hard(st)) {
+    ir_clear_error(s->ctx);
+    st = KILN_OK;
+  }
+  return st;
+}
+
+/* The default schedule (its decision points counted), the cache-blocked variant, and the
+ * default candidates queued after the warm-start ones. */
 static kiln_status setup_space(search *s) {
   s->def = sch_new(s->ctx, s->f, s->o.seed);
   if (!s->def) return s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM;
@@ -727,16 +941,12 @@ static kiln_status setup_space(search *s) {
   kiln_status st = sch_apply_default_rules(s->def, &ti);
   if (st) return st;
   const sch_trace *tr = &s->def->trace;
-  for (int i = 0; i < tr->ninsts; i++)
+  for (int i = 0; i < tr->ninsts; i++) {
     if (tr->insts[i].ndecision >= 0) s->nsamp++;
-  if (s->nsamp > 0) {
-    s->samp = ir_malloc(s->ctx, sizeof(int) * (size_t)s->nsamp);
-    if (!s->samp) return KILN_ERR_NOMEM;
-    int k = 0;
-    for (int i = 0; i < tr->ninsts; i++)
-      if (tr->insts[i].ndecision >= 0) s->samp[k++] = i;
+    if (knob_of(&tr->insts[i])) s->nknob++;
   }
-  return ir_structural_hash(s->ctx, &s->def->func->h, &s->default_hash);
+  if ((st = ir_structural_hash(s->ctx, &s->def->func->h, &s->default_hash))) return st;
+  return kblock_variant(s, &ti);
 }
 
 static kiln_status queue_default(search *s) {
@@ -747,6 +957,9 @@ static kiln_status queue_default(search *s) {
     st = ir_fail(s->ctx, IR_NO_SPAN, KILN_ERR_INTERNAL,
                  "tune_search: the default schedule's trace does not replay on '%s'",
                  s->f->name);
+  /* the cache-blocked variant's defaults next: the first point of the second structure */
+  if (!st && s->alt)
+    st = add_candidate(s, &s->alt->trace, 0, NULL, s->o.seed, "variant", &s->forced);
   return st;
 }
 
@@ -758,7 +971,7 @@ static void search_free(search *s) {
   list_free(s, &s->forced);
   list_free(s, &s->pool);
   list_free(s, &s->picks);
-  if (s->samp) ir_free(ctx, s->samp, sizeof(int) * (size_t)s->nsamp);
+  if (s->alt) sch_free(s->alt);
   sch_free(s->def);
   if (s->ref) tune_reference_free(ctx, s->ref);
   tune_cost_model_free(s->model);
@@ -821,9 +1034,8 @@ kiln_status tune_search_begin(kiln_context *ctx, const ir_func *unscheduled, con
   if (!s->arena || !s->scratch) st = KILN_ERR_NOMEM;
   if (!st) st = tune_cost_model_new(ctx, &s->model);
   if (!st) st = setup_space(s);
+  s->need_ref = !o.measure_fn && o.measure.check;
   if (!st) st = register_task(s);
-  if (!st && !o.measure_fn && o.measure.check)
-    st = tune_reference_outputs(ctx, unscheduled, o.measure.seed, &s->ref);
   if (!st) st = warm_start(s);
   if (!st) st = queue_default(s);
   if (st) {

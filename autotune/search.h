@@ -1,10 +1,12 @@
 /* search.h: the autotuner's core loop for one task (one unscheduled PrimFunc + one target),
  * an evolutionary search in the style of Ansor / MetaSchedule. The design space is the trace
- * of the default schedule rules: a candidate is that trace replayed with some of its sampling
- * instructions re-sampled. Each round generates candidates (random ones and mutations of the
- * best measured ones), ranks them with the XGBoost cost model (features.h), measures the most
- * promising (plus a few at random) with measure.h, stores every measurement in the tuning
- * database (database.h) and retrains the model. Internal header (prefix tune_). */
+ * of the default schedule rules and of their cache-blocked variant: a candidate is one of them
+ * replayed with some of its sampling instructions re-sampled and its knobs (annotation
+ * literals like "unroll_max_step") redrawn. Each round generates candidates (random ones
+ * and mutations of the best measured ones), ranks them with the XGBoost cost model
+ * (features.h), measures the most promising (plus a few at random) with measure.h, stores
+ * every measurement in the tuning database (database.h) and retrains the model. Internal
+ * header (prefix tune_). */
 #ifndef KILN_AUTOTUNE_SEARCH_H
 #define KILN_AUTOTUNE_SEARCH_H
 
@@ -70,7 +72,8 @@ typedef struct tune_search_result {
  * relay_workload_key's hash, target by its canonical string) and the database's best records
  * for that pair seed the first batch. Failed candidates (build_error, run_error, timeout,
  * wrong_result) are recorded and counted, and the search goes on. The default schedule is
- * always measured (first, after the warm-start records).
+ * always measured (first, after the warm-start records), then the cache-blocked variant's
+ * default when the function has one (schedule/rules.c).
  *
  * Determinism: the same seed, function, target and database give the same candidates in the
  * same order as long as the measurements are the same. Timing noise enters only through the
@@ -94,19 +97,19 @@ kiln_status tune_search(kiln_context *ctx, const ir_func *unscheduled, const tgt
  * retrains when a round ends, whichever step that is in). */
 typedef struct tune_search_state tune_search_state;
 
-/* Sets a search up: checks the options, makes the default schedule (the design space),
- * registers the workload and the target in db, computes the reference outputs (real
- * measurements with checking), queues the database's best records (warm start) and the
- * default schedule. Measures nothing. opts->trials caps the trials of all steps together.
- * Errors as tune_search's; *out is NULL then. The state keeps pointers to unscheduled, t and
- * db: they must outlive it. */
+/* Sets a search up: checks the options, makes the default schedule and its cache-blocked
+ * variant (the design space), registers the workload and the target in db, queues the
+ * database's best records (warm start) and the defaults. Measures nothing. opts->trials
+ * caps the trials of all steps together. Errors as tune_search's; *out is NULL then. The
+ * state keeps pointers to unscheduled, t and db: they must outlive it. */
 kiln_status tune_search_begin(kiln_context *ctx, const ir_func *unscheduled, const tgt_target *t,
                               tune_db *db, const tune_search_opts *opts,
                               tune_search_state **out);
 
 /* Measures up to max_trials (>= 1) more candidates, round after round, every measurement
- * recorded in the database; fewer when opts->trials is reached or the space is exhausted
- * (tune_search_done tells). *measured (may be NULL) receives how many this call measured.
+ * recorded in the database (the first real measurement with checking computes the reference
+ * outputs with the interpreter first); fewer when opts->trials is reached or the space is
+ * exhausted (tune_search_done tells). *measured (may be NULL) receives how many this call measured.
  * KILN_ERR_MISUSE for a NULL state, a max_trials < 1 (the state stays usable) or a state
  * whose earlier step failed. A failure while searching (the kinds tune_search returns)
  * leaves the state good only for tune_search_end. */

@@ -7,6 +7,7 @@
  * workload hash. */
 #include "autotune/tuner.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -523,4 +524,88 @@ kiln_status tune_model(kiln_context *ctx, relay_module *m, int nbuckets, const k
 
 void tune_model_report_free(tune_model_report *r) {
   if (r) ir_arena_free(r->arena);
+}
+
+/* ---- The report as JSON ------------------------------------------------------------------ */
+
+void tune_json_string(ir_strbuf *sb, const char *s) {
+  if (!s) {
+    ir_sb_puts(sb, "null");
+    return;
+  }
+  ir_sb_puts(sb, "\"");
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') ir_sb_printf(sb, "\\%c", *p);
+    else if (*p == '\n') ir_sb_puts(sb, "\\n");
+    else if (*p == '\t') ir_sb_puts(sb, "\\t");
+    else if (*p < 0x20) ir_sb_printf(sb, "\\u%04x", *p);
+    else ir_sb_putn(sb, (const char *)p, 1);
+  }
+  ir_sb_puts(sb, "\"");
+}
+
+void tune_json_number(ir_strbuf *sb, double v, int digits) {
+  if (isfinite(v)) ir_sb_printf(sb, "%.*g", digits, v);
+  else ir_sb_puts(sb, "null");
+}
+
+/* One key and its number: `, "key": value`. */
+static void json_num_field(ir_strbuf *sb, const char *key, double v, int digits) {
+  ir_sb_printf(sb, ", \"%s\": ", key);
+  tune_json_number(sb, v, digits);
+}
+
+kiln_status tune_model_report_json(kiln_context *ctx, const tune_model_report *r,
+                                   const char *model, const char *target, const char *db,
+                                   char **out, size_t *len) {
+  if (!ctx) return KILN_ERR_MISUSE;
+  if (!r || !out)
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE, "tune report: no report or no output");
+  *out = NULL;
+  ir_strbuf sb;
+  ir_sb_init(&sb, ctx);
+  ir_sb_puts(&sb, "{\"model\": ");
+  tune_json_string(&sb, model);
+  ir_sb_puts(&sb, ", \"target\": ");
+  tune_json_string(&sb, target);
+  ir_sb_puts(&sb, ", \"db\": ");
+  tune_json_string(&sb, db);
+  ir_sb_printf(&sb, ", \"trials\": %d, \"rounds\": %d", r->trials, r->rounds);
+  json_num_field(&sb, "elapsed_s", r->elapsed_s, 6);
+  ir_sb_printf(&sb, ", \"time_limited\": %s,\n", r->time_limited ? "true" : "false");
+  ir_sb_puts(&sb, " \"bucket_weight\": ");
+  tune_json_number(&sb, r->bucket_weight, 17);
+  json_num_field(&sb, "default_latency_s", r->default_latency_s, 9);
+  json_num_field(&sb, "est_latency_s", r->est_latency_s, 9);
+  ir_sb_printf(&sb, ", \"complete\": %s,\n \"tasks\": [", r->complete ? "true" : "false");
+  for (int i = 0; i < r->ntasks; i++) {
+    const tune_model_task_report *k = &r->tasks[i];
+    ir_sb_puts(&sb, i ? ",\n  {\"name\": " : "\n  {\"name\": ");
+    tune_json_string(&sb, k->name);
+    ir_sb_puts(&sb, ", \"summary\": ");
+    tune_json_string(&sb, k->summary);
+    ir_sb_printf(&sb, ", \"hash\": \"%016" PRIx64 "\"", k->hash);
+    json_num_field(&sb, "weight", k->weight, 17);
+    ir_sb_printf(&sb, ", \"ncalls\": %d", k->ncalls);
+    json_num_field(&sb, "flops", k->flops, 17);
+    ir_sb_printf(&sb, ", \"trials\": %d,\n   \"ok\": %d, \"failed\": %d, \"build_error\": %d, "
+                 "\"run_error\": %d, \"timeout\": %d, \"wrong_result\": %d, "
+                 "\"warm_started\": %d",
+                 k->trials, k->failures[TUNE_STATUS_OK],
+                 k->trials - k->failures[TUNE_STATUS_OK], k->failures[TUNE_STATUS_BUILD_ERROR],
+                 k->failures[TUNE_STATUS_RUN_ERROR], k->failures[TUNE_STATUS_TIMEOUT],
+                 k->failures[TUNE_STATUS_WRONG_RESULT], k->warm_started);
+    json_num_field(&sb, "default_s", k->default_s, 9);
+    json_num_field(&sb, "best_s", k->best_s, 9);
+    json_num_field(&sb, "speedup", k->speedup, 6);
+    json_num_field(&sb, "best_gflops", k->best_gflops, 6);
+    ir_sb_printf(&sb, ", \"exhausted\": %s, \"error\": ", k->exhausted ? "true" : "false");
+    tune_json_string(&sb, k->error);
+    ir_sb_puts(&sb, "}");
+  }
+  ir_sb_puts(&sb, "\n ],\n \"round_tasks\": [");
+  for (int i = 0; i < r->rounds; i++) ir_sb_printf(&sb, "%s%d", i ? ", " : "", r->round_task[i]);
+  ir_sb_puts(&sb, "]}\n");
+  *out = ir_sb_take(&sb, len);
+  return *out ? KILN_OK : KILN_ERR_NOMEM; /* ir_sb_take recorded it */
 }

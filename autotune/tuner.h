@@ -121,4 +121,23 @@ kiln_status tune_model_tasks(kiln_context *ctx, const relay_build_tasks *tasks,
 /* Frees the report (NULL is fine). */
 void tune_model_report_free(tune_model_report *r);
 
+/* The report as JSON (what `kiln tune --json` prints and kiln_tune returns), a new string in
+ * ctx memory (free with kiln_string_free; its length in *len when len is not NULL):
+ * {"model", "target", "db", "trials", "rounds", "elapsed_s", "time_limited", "bucket_weight",
+ *  "default_latency_s", "est_latency_s", "complete", "tasks": [{"name", "summary", "hash"
+ *  (16 hex digits), "weight", "ncalls", "flops", "trials", "ok", "failed", "build_error",
+ *  "run_error", "timeout", "wrong_result", "warm_started", "default_s", "best_s", "speedup",
+ *  "best_gflops", "exhausted", "error" (null when none)}], "round_tasks": [task index per
+ *  round]}. model, target and db label the run (NULL: null); numbers that are not finite
+ *  are written as null. */
+kiln_status tune_model_report_json(kiln_context *ctx, const tune_model_report *r,
+                                   const char *model, const char *target, const char *db,
+                                   char **out, size_t *len);
+
+/* JSON writing helpers shared with autotune/api.c: a string literal (quotes, backslashes and
+ * control characters escaped; NULL as null) and a number with `digits` significant digits
+ * (null when it is not finite). */
+void tune_json_string(ir_strbuf *sb, const char *s);
+void tune_json_number(ir_strbuf *sb, double v, int digits);
+
 #endif

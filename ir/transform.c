@@ -1129,7 +1129,83 @@ static ir_func *pass_vectorize(kiln_context *ctx, ir_arena *arena, ir_func *f,
  * An unrolled loop with a constant extent of at most max_unroll_extent becomes its
  * iterations in sequence (each a copy with fresh definitions and the variable replaced by
  * its value); a longer one, or one with a symbolic extent, becomes serial. Inner loops are
- * unrolled first. Loops that still hold blocks are left as they are. */
+ * unrolled first. Loops that still hold blocks are left as they are.
+ * A loop annotated "unroll_max_step" = N > 0 (a decision of the tuner's design space,
+ * schedule/rules.c) also unrolls, under it, every serial nest of constant extents whose
+ * iterations (the loop's extent times the extents of all loops inside it) number at most N,
+ * outermost nests first: the whole nest becomes straight-line code. */
+
+/* The annotation's value on a loop (0 when absent or not a positive integer). */
+static int64_t auto_unroll_steps(const ir_for *f) {
+  for (int i = 0; i < f->nannots; i++)
+    if (strcmp(f->annots[i]->key, "unroll_max_step") == 0) {
+      const ir_int_imm *v = ir_as_int(f->annots[i]->value);
+      return v && v->value > 0 ? v->value : 0;
+    }
+  return 0;
+}
+
+/* The product of the constant extents of the loops in s (INT64_MAX when one is symbolic or
+ * the product overflows): an upper bound of the iterations one execution of s runs. */
+typedef struct nest_steps_ctx {
+  int64_t steps;
+} nest_steps_ctx;
+
+static bool nest_steps_visit(ir_node *n, void *ud) {
+  nest_steps_ctx *c = ud;
+  const ir_for *f = ir_as_for(n);
+  if (f && c->steps != INT64_MAX) {
+    int64_t e;
+    if (!int_value(f->extent, &e) || e < 0 || __builtin_mul_overflow(c->steps, e, &c->steps))
+      c->steps = INT64_MAX;
+  }
+  return !ir_is_expr(n) && c->steps != INT64_MAX;
+}
+
+static int64_t nest_steps(const ir_node *s) {
+  nest_steps_ctx c = {1};
+  ir_visit((ir_node *)s, false, nest_steps_visit, &c);
+  return c.steps;
+}
+
+/* The auto-unroll mutator's state: the step budget and the pass options. */
+typedef struct auto_unroll {
+  int64_t max_steps;
+  const ir_lower_options *o;
+} auto_unroll;
+
+static ir_node *unroll_visit(ir_mutator *m, ir_node *n);
+
+/* Top-down under an annotated loop: a serial (or unrolled) nest within the budget has all
+ * its loops marked unrolled, then expands through unroll_visit; others are entered. */
+static ir_node *mark_unrolled_visit(ir_mutator *m, ir_node *n) {
+  if (ir_is_expr(n)) return n;
+  if (n->kind == IR_SEQ) return mutate_seq(m, n);
+  ir_node *c = ir_mutate_children(m, n);
+  ir_for *f = c ? ir_as_for(c) : NULL;
+  if (!f || f->for_kind != IR_FOR_SERIAL) return c;
+  return with_kind(m->arena, f, IR_FOR_UNROLLED, f->body);
+}
+
+static ir_node *auto_unroll_visit(ir_mutator *m, ir_node *n) {
+  const auto_unroll *au = m->ud;
+  if (ir_is_expr(n)) return n;
+  if (n->kind == IR_BLOCK || n->kind == IR_BLOCK_REALIZE) return n;
+  if (n->kind == IR_SEQ) return mutate_seq(m, n);
+  ir_for *f = ir_as_for(n);
+  if (f && (f->for_kind == IR_FOR_SERIAL || f->for_kind == IR_FOR_UNROLLED) &&
+      !find_block(n) && nest_steps(n) <= au->max_steps) {
+    ir_mutator mark = {m->arena, mark_unrolled_visit, NULL, NULL, false};
+    ir_node *marked = ir_mutate(&mark, n);
+    if (!marked) return NULL;
+    ir_lower_options o = au->o ? *au->o : (ir_lower_options){0, false};
+    if (o.max_unroll_extent < au->max_steps && au->max_steps <= INT32_MAX)
+      o.max_unroll_extent = (int)au->max_steps;
+    ir_mutator expand = {m->arena, unroll_visit, &o, NULL, false};
+    return ir_mutate(&expand, marked);
+  }
+  return ir_mutate_children(m, n);
+}
 
 static ir_node *unroll_visit(ir_mutator *m, ir_node *n) {
   const ir_lower_options *o = m->ud;
@@ -1139,6 +1215,19 @@ static ir_node *unroll_visit(ir_mutator *m, ir_node *n) {
   if (n->kind == IR_SEQ) return mutate_seq(m, n);
   ir_node *c = ir_mutate_children(m, n);
   ir_for *f = c ? ir_as_for(c) : NULL;
+  int64_t steps = f ? auto_unroll_steps(f) : 0;
+  if (f && steps > 0) {
+    auto_unroll au = {steps, o};
+    ir_mutator am = {a, auto_unroll_visit, &au, NULL, false};
+    ir_node *body = ir_mutate(&am, (ir_node *)f->body);
+    if (!body) return NULL;
+    if (body != (ir_node *)f->body) {
+      ir_stmt *nf = with_kind(a, f, f->for_kind, (ir_stmt *)body);
+      if (!nf) return NULL;
+      c = (ir_node *)nf;
+      f = ir_as_for(c);
+    }
+  }
   if (!f || f->for_kind != IR_FOR_UNROLLED || find_block(&f->h)) return c;
   int64_t ext, max = o && o->max_unroll_extent > 0 ? o->max_unroll_extent : DEFAULT_MAX_UNROLL;
   if (!int_value(f->extent, &ext) || ext > max) return with_kind(a, f, IR_FOR_SERIAL, f->body);

@@ -10,6 +10,7 @@
 #include "relay/build.h"
 #include "relay/frontend/onnx.h"
 #include "relay/interp.h"
+#include "relay/lower.h"
 #include "relay/pass.h"
 #include "relay/text.h"
 #include "runtime/rt_internal.h"
@@ -697,6 +698,80 @@ KILN_API kiln_status kiln_relay_module_interpret(kiln_relay_module *w, const cha
     if (views[i].nbytes) memcpy(views[i].data, list[i]->data, views[i].nbytes);
   relay_value_release(ctx, res);
   return st;
+}
+
+/* ---- Lowering to TIR ------------------------------------------------------------------ */
+
+/* Adds f to the list unless it is there (the lists are short: a module's functions). */
+static kiln_status add_reachable(kiln_context *ctx, relay_func *f, const char *name,
+                                 relay_func ***funcs, const char ***names, int *n, int *cap) {
+  for (int i = 0; i < *n; i++)
+    if ((*funcs)[i] == f) return KILN_OK;
+  if (*n == *cap) {
+    int nc = *cap ? 2 * *cap : 8;
+    relay_func **nf = ir_realloc(ctx, *funcs, sizeof **funcs * (size_t)*cap,
+                                 sizeof **funcs * (size_t)nc);
+    if (!nf) return KILN_ERR_NOMEM;
+    *funcs = nf;
+    const char **nn = ir_realloc(ctx, *names, sizeof **names * (size_t)*cap,
+                                 sizeof **names * (size_t)nc);
+    if (!nn) return KILN_ERR_NOMEM;
+    *names = nn;
+    *cap = nc;
+  }
+  (*funcs)[*n] = f;
+  (*names)[*n] = name;
+  (*n)++;
+  return KILN_OK;
+}
+
+/* Lowers the primitive functions of "main" and of the module functions it calls
+ * (transitively, through globals): relay_lower_module runs on a view of the module that
+ * holds only those functions, so unrelated functions are never lowered. */
+KILN_API kiln_status kiln_relay_module_lower(kiln_relay_module *w, kiln_tir_module **out) {
+  CHECK_MOD(w);
+  if (!out) return MISUSE(w, "kiln_relay_module_lower: NULL out");
+  *out = NULL;
+  ir_clear_error(w->ctx);
+  kiln_context *ctx = w->ctx;
+  relay_func *main_fn = relay_module_get(w->m, "main");
+  if (!main_fn)
+    return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_UNDEFINED,
+                   "kiln_relay_module_lower: the module has no function 'main'");
+  relay_func **funcs = NULL;
+  const char **names = NULL;
+  int n = 0, cap = 0;
+  kiln_status st = add_reachable(ctx, main_fn, "main", &funcs, &names, &n, &cap);
+  for (int k = 0; k < n && !st; k++) {
+    relay_expr **order = NULL;
+    int norder = 0;
+    st = relay_post_order(ctx, funcs[k]->body, true, &order, &norder);
+    for (int j = 0; j < norder && !st; j++) {
+      if (order[j]->kind != RELAY_GLOBAL) continue;
+      const char *gname = ((relay_global *)order[j])->name;
+      relay_func *callee = relay_module_get(w->m, gname);
+      if (callee) st = add_reachable(ctx, callee, gname, &funcs, &names, &n, &cap);
+    }
+    ir_free(ctx, order, sizeof(relay_expr *) * (size_t)norder);
+  }
+  kiln_tir_module *res = NULL;
+  if (!st) {
+    relay_module view = *w->m;
+    view.nfuncs = n;
+    view.funcs = funcs;
+    view.names = names;
+    st = relay_lower_module(&view, &res);
+  }
+  ir_free(ctx, funcs, sizeof *funcs * (size_t)cap);
+  ir_free(ctx, names, sizeof *names * (size_t)cap);
+  if (st) return st;
+  if (res->nfuncs == 0) {
+    kiln_tir_module_free(res);
+    return MISUSE(w, "kiln_relay_module_lower: @main calls no primitive function (run the "
+                     "FuseOps pass first)");
+  }
+  *out = res;
+  return KILN_OK;
 }
 
 /* ---- The op registry ----------------------------------------------------------------- */

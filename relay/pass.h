@@ -73,6 +73,7 @@ extern const relay_pass relay_pass_cse;                /* EliminateCommonSubexpr
 extern const relay_pass relay_pass_dce;                /* DeadCodeElimination */
 extern const relay_pass relay_pass_fuse_ops;           /* FuseOps */
 extern const relay_pass relay_pass_bind_shapes;        /* BindShapes */
+extern const relay_pass relay_pass_alter_conv_layout;  /* AlterConvLayout (not default) */
 
 /* Every pass, for lookups by name and listings. */
 int relay_pass_count(void);

@@ -24,11 +24,16 @@
 #include <string.h>
 
 #include "kiln/kiln.h"
+#include "schedule/rules_internal.h"
 #include "schedule/schedule.h"
 #include "target/target.h"
 
 /* Below this many loop iterations a parallel launch costs more than it gains. */
 enum { PARALLEL_MIN_WORK = 4096, MAX_LOOPS = 32 };
+
+/* The block annotation that selects the cache-blocked variant of the tile rule (kblock_tile;
+ * set by the tuner on a copy of the function, never by the lowering). */
+#define KBLOCK_ANNOT "schedule.kblock"
 
 /* A refused primitive (KILN_ERR_SCHEDULE) is a rule not applying: clear and go on. Other
  * errors (memory, internal) stop the rules. */
@@ -79,6 +84,7 @@ static bool is_tile_block(const ir_block *b) {
 }
 
 static bool is_injective(const ir_block *b) {
+  if (sch_conv_is_layout_copy(b)) return true; /* rules_conv.c */
   const char *p = annot_str(b, "pattern");
   if (!p) return !has_reduce(b) && !b->init;
   return !has_reduce(b) && (strcmp(p, "elemwise") == 0 || strcmp(p, "broadcast") == 0 ||
@@ -178,6 +184,160 @@ static kiln_status vectorize_tail(sch_schedule *s, sch_rv block, ir_var *outer) 
   return KILN_OK;
 }
 
+/* Splits the fused outer loop of a tile into (parallel part, serial part) with a sampled
+ * perfect tile whose default decision is (extent, 1). The tuner thereby chooses how many
+ * tiles one parallel iteration runs, which is also the granularity a packed operand can be
+ * computed at (pack_operand). A loop without a constant extent is left alone. */
+static kiln_status split_parallel(sch_schedule *s, sch_rv loop, sch_rv *par, sch_rv *serial) {
+  ir_for *f;
+  kiln_status st = sch_get_for(s, "default rules", loop, &f);
+  if (st) return st;
+  const ir_int_imm *e = ir_as_int(f->extent);
+  if (!e || e->value < 2) return KILN_OK;
+  sch_rv parts[2];
+  if ((st = split2(s, loop, e->value, 1, 0, parts))) return st;
+  *par = parts[0];
+  *serial = parts[1];
+  return KILN_OK;
+}
+
+typedef struct uses_var_ctx {
+  const ir_var *v;
+  bool found;
+} uses_var_ctx;
+
+static bool uses_var_visit(ir_node *n, void *ud) {
+  uses_var_ctx *u = ud;
+  if (n == &u->v->h) u->found = true;
+  return !u->found;
+}
+
+static bool expr_uses(const ir_expr *e, const ir_var *v) {
+  uses_var_ctx u = {v, false};
+  if (e && v) ir_visit((ir_node *)e, false, uses_var_visit, &u);
+  return u.found;
+}
+
+/* The packing decision: the parameter the tile reads along its vector axis (B of a matmul,
+ * the HWIO weights of a channel-last conv2d) gets a cache_read copy whose compute location
+ * is sampled. Inline (the default decision) undoes the copy, so the default schedule is
+ * unchanged; computed at the parallel part of the tile loop it becomes a panel packed once
+ * per group of tiles: contiguous rows instead of rows one matrix row apart, which keeps a
+ * large matrix's panel in cache and out of the TLB's way. Applied after all other rules
+ * (sch_apply_default_rules): a copy left at the root by a sampled decision then changes no
+ * later instruction's view of the stages (get_child_blocks). */
+static kiln_status pack_operand(sch_schedule *s, sch_rv block) {
+  ir_block_realize *r;
+  kiln_status st;
+  int nloops;
+  ir_for **loops;
+  if ((st = sch_get_realize(s, "default rules", block, &r))) return st;
+  if ((st = sch_loops_around(s, &r->h, &nloops, &loops))) return st;
+  if (nloops == 0 || loops[nloops - 1]->for_kind != IR_FOR_VECTORIZED) return KILN_OK;
+  /* the block iterator the vectorized loop feeds */
+  const ir_block *blk = r->block;
+  const ir_var *vec_iter = NULL;
+  for (int k = 0; k < r->nvalues && k < blk->niters && !vec_iter; k++)
+    if (expr_uses(r->values[k], loops[nloops - 1]->var)) vec_iter = blk->iters[k]->var;
+  if (!vec_iter) return KILN_OK;
+  int index = -1;
+  for (int i = 0; i < blk->nreads && index < 0; i++) {
+    const ir_region *rg = blk->reads[i];
+    bool written = false; /* an accumulator read back (the cache-blocked variant's output) */
+    for (int w = 0; w < blk->nwrites; w++) written |= blk->writes[w]->buffer == rg->buffer;
+    if (written || !is_param(s->func, rg->buffer) || rg->nranges < 2) continue;
+    if (expr_uses(rg->ranges[rg->nranges - 1]->min, vec_iter)) index = i;
+  }
+  if (index < 0) return KILN_OK;
+  sch_rv copy, loc;
+  TRY_SOFT(st, sch_cache_read(s, block, index, "global", &copy));
+  if (st != KILN_OK) return KILN_OK;
+  const int64_t inline_decision = -2;
+  TRY_SOFT(st, sch_sample_compute_location(s, copy, &inline_decision, &loc));
+  if (st != KILN_OK) return KILN_OK;
+  TRY_SOFT(st, sch_compute_at(s, copy, loc, true));
+  return KILN_OK;
+}
+
+/* Whether a block carries an annotation (any value). */
+static bool has_annot(const ir_block *b, const char *key) {
+  for (int i = 0; i < b->nannots; i++)
+    if (strcmp(b->annots[i]->key, key) == 0) return true;
+  return false;
+}
+
+/* The cache-blocked variant of the tile rule, a second structure of the design space: the
+ * tuner (autotune/search.c) marks the tile blocks of a copy of the function with this
+ * annotation and applies the rules to get its trace, which replays on the unmarked function.
+ * The longest reduce loop is split by a sampled perfect tile (default: inner part of at most
+ * 128) and its outer part placed between the column tiles and the row tiles:
+ *   other spatial, columns outer | reduce outer | rows outer | other reduce, reduce inner,
+ *   rows, columns
+ * so that one column panel's block of the vector-axis operand (reduce inner x columns, with
+ * packing 16 KiB at 128 x 32) is reused from L1 by every row tile, while the accumulator
+ * tile lives in registers across the inner reduce loop. The output is accumulated in place
+ * (no local cache: a panel is too large for one), its init and the epilogue placed per column
+ * panel; the column loops fuse and run parallel. */
+static kiln_status kblock_tile(sch_schedule *s, const sch_target_info *t, sch_rv block,
+                               const loop_info *li, const int *spatial, int nsp, const int *red,
+                               int nred, const sch_rv jpair[2], const sch_rv ipair[2],
+                               sch_rv epilogue, int npads, const sch_rv *pads) {
+  (void)t;
+  kiln_status st;
+  if (nsp < 2) return KILN_OK;
+  int kl = red[0];
+  for (int k = 1; k < nred; k++)
+    if (li->extent[red[k]] > li->extent[kl]) kl = red[k];
+  sch_rv kpair[2];
+  int64_t kt = divisor_at_most(li->extent[kl], 128);
+  if ((st = split2(s, li->rv[kl], li->extent[kl], kt, 0, kpair))) return st;
+
+  sch_rv order[MAX_LOOPS + 3];
+  int no = 0;
+  for (int k = 0; k < nsp - 2; k++) order[no++] = li->rv[spatial[k]];
+  order[no++] = jpair[0];
+  int ncols = no;
+  order[no++] = kpair[0];
+  order[no++] = ipair[0];
+  for (int k = 0; k < nred; k++)
+    if (red[k] != kl) order[no++] = li->rv[red[k]];
+  order[no++] = kpair[1];
+  order[no++] = ipair[1];
+  order[no++] = jpair[1];
+  if ((st = sch_reorder(s, no, order))) return st;
+
+  sch_rv panel = order[ncols - 1];
+  bool epilogue_at_panel = false;
+  if (epilogue != SCH_RV_NONE) {
+    TRY_SOFT(st, sch_reverse_compute_at(s, epilogue, panel, true));
+    epilogue_at_panel = st == KILN_OK;
+  }
+  for (int k = 0; k < npads; k++) {
+    TRY_SOFT(st, sch_compute_at(s, pads[k], ipair[0], true));
+    if (st != KILN_OK) TRY_SOFT(st, sch_compute_inline(s, pads[k]));
+  }
+  sch_rv init;
+  TRY_SOFT(st, sch_decompose_reduction(s, block, kpair[0], &init));
+  bool init_ok = st == KILN_OK;
+
+  sch_rv outer = order[0];
+  if (ncols >= 2) {
+    TRY_SOFT(st, sch_fuse(s, ncols, order, &outer));
+    if (st != KILN_OK) outer = order[0];
+  }
+  if (work_of(li) >= PARALLEL_MIN_WORK) TRY_SOFT(st, sch_parallel(s, outer));
+  TRY_SOFT(st, sch_unroll(s, ipair[1]));
+  TRY_SOFT(st, sch_vectorize(s, jpair[1]));
+  ir_expr *no_unroll = ir_int(s->arena, KILN_INT64, 0);
+  if (!no_unroll) return KILN_ERR_NOMEM;
+  TRY_SOFT(st, sch_annotate(s, outer, "unroll_max_step", no_unroll));
+  const sch_rv_info *oi = sch_rv_get(s, outer);
+  ir_var *outer_var = oi ? oi->loop : NULL;
+  if (init_ok && (st = vectorize_tail(s, init, outer_var))) return st;
+  if (epilogue_at_panel && (st = vectorize_tail(s, epilogue, outer_var))) return st;
+  return KILN_OK;
+}
+
 /* Step 2: the register tile. */
 static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv block,
                              bool *handled_epilogue, char *epilogue_name,
@@ -190,6 +350,8 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
   if (blk->nwrites != 1) return KILN_OK;
   const ir_buffer *out = blk->writes[0]->buffer;
   int lanes = lanes_for(t, out->h.dtype);
+  /* the cache-blocked variant of the design space (see kblock_order) */
+  bool kblock = has_annot(blk, KBLOCK_ANNOT);
 
   /* the accumulator: the op's own intermediate output when one spatial consumer (the fused
    * epilogue) reads it, else a local cache written back by a new block */
@@ -210,7 +372,7 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
       if ((st = sch_get_block(s, epilogue_name, &epilogue))) return st;
       *handled_epilogue = true;
     }
-  } else {
+  } else if (!kblock) {
     sch_rv wb;
     TRY_SOFT(st, sch_cache_write(s, block, 0, "local", &wb));
     if (st == KILN_OK) epilogue = wb;
@@ -257,6 +419,9 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
     if ((st = split2(s, li.rv[il], li.extent[il], it, rows_cap, ipair))) return st;
   }
 
+  if (kblock) return kblock_tile(s, t, block, &li, spatial, nsp, red, nred, jpair, ipair,
+                                 epilogue, npads, pads);
+
   /* order: other spatial loops, columns outer, rows outer | reduce loops | rows, columns */
   sch_rv order[MAX_LOOPS + 2];
   int no = 0, nouter;
@@ -264,6 +429,7 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
   order[no++] = jpair[0];
   if (nsp >= 2) order[no++] = ipair[0];
   nouter = no;
+  if (sch_conv_is_channel_last(blk)) sch_conv_tile_order(order, nouter, jpair[0]); /* rules_conv.c */
   for (int k = 0; k < nred; k++) order[no++] = li.rv[red[k]];
   if (nsp >= 2) order[no++] = ipair[1];
   order[no++] = jpair[1];
@@ -290,12 +456,22 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
     TRY_SOFT(st, sch_fuse(s, nouter, order, &outer));
     if (st != KILN_OK) outer = order[0];
   }
-  if (work_of(&li) >= PARALLEL_MIN_WORK) TRY_SOFT(st, sch_parallel(s, outer));
+  /* the parallel extent (a sampled decision): the fused loop split into a parallel part and
+   * a serial part; the default keeps it all parallel (a serial part of 1) */
+  sch_rv tiles = outer;
+  bool parallel = work_of(&li) >= PARALLEL_MIN_WORK;
+  if (parallel && (st = split_parallel(s, outer, &outer, &tiles))) return st;
+  if (parallel) TRY_SOFT(st, sch_parallel(s, outer));
   if (nsp >= 2) TRY_SOFT(st, sch_unroll(s, ipair[1]));
   TRY_SOFT(st, sch_vectorize(s, jpair[1]));
+  /* the unroll decision (a knob the tuner mutates, autotune/search.c): nests of at most this
+   * many iterations inside the tile are unrolled by the pipeline; the default 0 unrolls none */
+  ir_expr *no_unroll = ir_int(s->arena, KILN_INT64, 0);
+  if (!no_unroll) return KILN_ERR_NOMEM;
+  TRY_SOFT(st, sch_annotate(s, outer, "unroll_max_step", no_unroll));
 
   /* the init and the epilogue vectorized like the tile */
-  const sch_rv_info *oi = sch_rv_get(s, outer);
+  const sch_rv_info *oi = sch_rv_get(s, tiles);
   ir_var *outer_var = oi ? oi->loop : NULL;
   if (init_ok && (st = vectorize_tail(s, init, outer_var))) return st;
   if (epilogue_at_tile && (st = vectorize_tail(s, epilogue, outer_var))) return st;
@@ -504,6 +680,17 @@ kiln_status sch_apply_default_rules(sch_schedule *s, const sch_target_info *t) {
          : is_pad_stage(r->block) ? pad_rule(s, t, rv)
                                   : elementwise_rule(s, t, rv);
     if (st) goto out;
+  }
+
+  /* 5. the sampled packing of the tiles' vector-axis operands (pack_operand) */
+  for (int i = 0; i < done->n; i++) {
+    ir_block_realize *r;
+    bool exists;
+    if ((st = block_exists(s, done->names[i], &r, &exists))) goto out;
+    if (!exists || !is_tile_block(r->block)) continue;
+    sch_rv rv;
+    if ((st = sch_get_block(s, done->names[i], &rv))) goto out;
+    if ((st = pack_operand(s, rv))) goto out;
   }
 out:
   ir_free(s->ctx, nl, sizeof *nl);

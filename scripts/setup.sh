@@ -8,7 +8,7 @@ PACKAGES="gcc libc6-dev binutils pkg-config meson ninja-build
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libxgboost-dev
   qemu-user gcc-aarch64-linux-gnu libc6-arm64-cross libc6-dev-arm64-cross
   libopenblas-dev python3 python3-numpy python3-onnx python3-torch python3-torchvision
-  python3-pytest"
+  python3-pytest libdnnl-dev python3-matplotlib"
 
 missing=""
 for p in $PACKAGES; do
@@ -16,6 +16,15 @@ for p in $PACKAGES; do
     missing="$missing $p"
   fi
 done
+
+# The model benchmark's ONNX Runtime peer runs on Node.js (bench/ort.js; scripts/setup_bench.sh
+# then installs onnxruntime-node with npm). A node installed otherwise (e.g. NodeSource's
+# nodejs, which bundles npm) is kept: Debian's npm package would conflict with it.
+if ! command -v node >/dev/null 2>&1; then
+  missing="$missing nodejs npm"
+elif ! command -v npm >/dev/null 2>&1; then
+  missing="$missing npm"
+fi
 
 if [ -z "$missing" ]; then
   echo "setup: all packages present"

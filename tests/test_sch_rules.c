@@ -281,6 +281,87 @@ START_TEST(test_design_space_replays) {
 }
 END_TEST
 
+/* Index of the first instruction of a kind at or after `from` (-1 when none). */
+static int find_inst(const sch_trace *t, int kind, int from) {
+  for (int i = from; i < t->ninsts; i++)
+    if (t->insts[i].kind == kind) return i;
+  return -1;
+}
+
+/* Counts the occurrences of needle in text. */
+static int count_of(const char *text, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) n++;
+  return n;
+}
+
+/* The decisions the tile rule adds to the design space, each with the old default as its
+ * default decision: the parallel split of the fused tile loop (default: all parallel), the
+ * packing of the vector-axis operand (a cache_read whose sampled location is inline by
+ * default) and the unroll knob (annotation "unroll_max_step" = 0). The default lowers to the
+ * plain register tile (no packed copy, the reduce loop kept); with the split set to
+ * (3, 8), the packing computed at the parallel loop and the knob at 512, the trace replays
+ * into a kernel that packs a 40 x 32 panel of B per column tile, has its tile nest unrolled,
+ * and computes the same result. */
+START_TEST(test_tile_decisions) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  relay_module *m = lh_parse(ctx, matmul_text); /* 64x40 times 40x96 */
+  ir_arena *a = ir_arena_new(ctx);
+  sch_schedule *s = scheduled(ctx, m, a, &avx512);
+  sch_trace *t = &s->trace;
+  int par = find_inst(t, SCH_INST_PARALLEL, 0);
+  int loc = find_inst(t, SCH_INST_SAMPLE_COMPUTE_LOCATION, 0);
+  int knob = find_inst(t, SCH_INST_ANNOTATE, 0);
+  ck_assert_int_ge(par, 2);
+  ck_assert_int_ge(loc, 0);
+  ck_assert_int_ge(knob, 0);
+  /* sample_perfect_tile, split, parallel: the parallel split, default (24, 1) */
+  sch_inst *split = &t->insts[par - 2];
+  ck_assert_int_eq(split->kind, SCH_INST_SAMPLE_PERFECT_TILE);
+  ck_assert_int_eq(split->ndecision, 2);
+  ck_assert_int_eq(split->decision[0], 24);
+  ck_assert_int_eq(split->decision[1], 1);
+  ck_assert_int_eq(t->insts[loc].decision[0], -2);
+  ck_assert_str_eq(t->insts[knob].inputs[1].s, "unroll_max_step");
+  ck_assert_int_eq(t->insts[knob].inputs[2].i, 0);
+  ck_assert(find_inst(t, SCH_INST_CACHE_READ, 0) >= 0);
+
+  float *want = run_on_data(ctx, s->orig);
+  ir_lower_options o = {0, true};
+  ir_func *low = NULL;
+  ck_ok(ctx, ir_lower_func(ctx, a, s->func, &o, &low));
+  char *text = text_of(ctx, low);
+  ck_assert_msg(!strstr(text, "[1280"), "the default packs B:\n%s", text);
+  ck_assert_int_eq(count_of(text, "for "), 2); /* the parallel loop and the reduce loop */
+  kiln_string_free(ctx, text);
+
+  split->decision[0] = 3;
+  split->decision[1] = 8;
+  t->insts[loc].decision[0] = 0; /* the outermost legal loop: the parallel one */
+  t->insts[knob].inputs[2].i = 512;
+  sch_schedule *r = sch_new(ctx, s->orig, 1);
+  ck_ok(ctx, sch_replay(r, t, 0, NULL));
+  ck_ok(ctx, ir_verify_func(ctx, r->func));
+  ck_ok(ctx, ir_lower_func(ctx, a, r->func, &o, &low));
+  text = text_of(ctx, low);
+  ck_assert_msg(strstr(text, "[1280"), "no packed 40 x 32 panel:\n%s", text);
+  /* the packing nest (40 x 32, too long to unroll) and the parallel loop remain; the tile
+   * nest (8 tiles x 40 steps = 320 <= 512) is straight-line code */
+  int loops = count_of(text, "for ");
+  ck_assert_msg(loops <= 3, "%d loops left:\n%s", loops, text);
+  kiln_string_free(ctx, text);
+  float *got = run_on_data(ctx, low);
+  for (size_t k = 0; k < 64 * 96; k++) ck_assert_float_eq_tol(got[k], want[k], 1e-3);
+  free(got);
+  free(want);
+  sch_free(r);
+  sch_free(s);
+  ir_arena_free(a);
+  relay_module_free(m);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 /* Narrower vectors (AVX2, NEON) give other tiles but the same results. */
 START_TEST(test_other_targets) {
   kiln_context *ctx = kiln_test_new_ctx();
@@ -323,6 +404,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_other_targets);
   tcase_add_test(tc, test_target_info);
   tcase_add_test(tc, test_design_space_replays);
+  tcase_add_test(tc, test_tile_decisions);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -14,6 +14,11 @@ static const char *MATMUL =
     "  nn.matmul(%a, %b)\n"
     "}\n";
 
+static const char *MATMUL_SMALL =
+    "def @main(%a: Tensor[(1, 1), float32], %b: Tensor[(1, 1), float32]) {\n"
+    "  nn.matmul(%a, %b)\n"
+    "}\n";
+
 /* ---- Fixtures ----------------------------------------------------------------------------- */
 
 /* A task: the lowered Relay function and the host target. */
@@ -244,15 +249,20 @@ START_TEST(test_matmul_search_and_warm_start) {
 }
 END_TEST
 
-/* Two real-measurement searches with the same seed, one round each (so no timing reaches the
- * choices), measure the same traces in the same order. */
+/* Two searches with the same seed, one round each, measure the same traces in the same
+ * order. The measurement is the deterministic fake: the round's mutants descend from the
+ * faster of the two structures' defaults (measured first), so real timings would reach the
+ * choices already in the first round. */
 START_TEST(test_same_seed_same_candidates) {
   kiln_context *ctx = kiln_test_new_ctx();
   task tk = task_new(ctx, MATMUL);
   trace_log a = {0}, b = {0};
+  fake fk = {0};
   tune_search_opts o = quick_opts();
   o.trials = 5;
   o.measure_batch = 5;
+  o.measure_fn = fake_measure;
+  o.measure_ud = &fk;
   o.on_measured = log_measured;
   tune_search_result r;
   o.on_measured_ud = &a;
@@ -263,7 +273,14 @@ START_TEST(test_same_seed_same_candidates) {
   tune_search_result_clear(ctx, &r);
   ck_assert_int_eq(a.n, 5);
   ck_assert_int_eq(b.n, 5);
-  for (int i = 0; i < a.n; i++) ck_assert_str_eq(a.json[i], b.json[i]);
+  for (int i = 0; i < a.n; i++) {
+    /* traces are long: report where they differ (check's messages have a size limit) */
+    size_t k = 0;
+    while (a.json[i][k] && a.json[i][k] == b.json[i][k]) k++;
+    ck_assert_msg(a.json[i][k] == b.json[i][k], "candidate %d differs at character %zu: "
+                  "'%.80s' vs '%.80s'", i, k, a.json[i] + (k > 40 ? k - 40 : 0),
+                  b.json[i] + (k > 40 ? k - 40 : 0));
+  }
   log_free(&a);
   log_free(&b);
   task_free(&tk);
@@ -362,7 +379,7 @@ START_TEST(test_failures_counted) {
   task tk = task_new(ctx, MATMUL);
   tmp_db d;
   tmp_db_open(ctx, &d);
-  fake fk = {.fail_mod = 3, .fail_status = TUNE_WRONG_RESULT};
+  fake fk = {.fail_mod = 2, .fail_status = TUNE_WRONG_RESULT};
   trace_log log = {0};
   tune_search_opts o = quick_opts();
   o.trials = 12;
@@ -406,17 +423,19 @@ START_TEST(test_broken_records_skipped) {
   ck_ok(ctx, tune_db_add_workload(d.db, hash, "matmul", "text", NULL));
   ck_ok(ctx, tune_db_add_target(d.db, tk.host.canonical, tk.host.cpu, tk.host.features, NULL));
 
-  /* a good trace: the default schedule with one tile re-sampled */
+  /* a good trace: the default schedule with its decisions re-sampled (all of them: a tile
+   * re-sampled alone would leave the parallel split of the fused tile loop a decision for
+   * the old extent) */
   sch_target_info ti;
   sch_target_info_from(&tk.host, &ti);
   sch_schedule *def = sch_new(ctx, tk.f, 1);
   ck_ok(ctx, sch_apply_default_rules(def, &ti));
-  int drop = -1;
-  for (int i = 0; i < def->trace.ninsts && drop < 0; i++)
-    if (def->trace.insts[i].ndecision >= 0) drop = i;
-  ck_assert_int_ge(drop, 0);
+  int drops[64], ndrops = 0;
+  for (int i = 0; i < def->trace.ninsts && ndrops < 64; i++)
+    if (def->trace.insts[i].ndecision >= 0) drops[ndrops++] = i;
+  ck_assert_int_gt(ndrops, 0);
   sch_schedule *good = sch_new(ctx, tk.f, 5);
-  ck_ok(ctx, sch_replay(good, &def->trace, 1, &drop));
+  ck_ok(ctx, sch_replay(good, &def->trace, ndrops, drops));
   char *good_json = NULL, *def_json = NULL;
   size_t good_len, def_len;
   ck_ok(ctx, sch_trace_to_json(ctx, &good->trace, &good_json, &good_len));
@@ -476,16 +495,80 @@ START_TEST(test_broken_records_skipped) {
 }
 END_TEST
 
-/* A small space runs out: the search stops early when a round finds nothing new. The matmul's
- * default trace has few tile choices (fewer than 40 schedules), each measured once; a function
- * whose default schedule samples nothing is a space of one point. */
-START_TEST(test_exhausted_space) {
+/* The decision of instruction `kind` number `nth` (0-based) in a trace's JSON, as parsed back;
+ * for an annotate its integer literal. */
+static int64_t decision_in(kiln_context *ctx, const char *json, int kind, int nth, int which) {
+  ir_arena *a = ir_arena_new(ctx);
+  sch_trace t;
+  ck_ok(ctx, sch_trace_from_json(ctx, a, json, &t));
+  int64_t v = INT64_MIN;
+  for (int i = 0, k = 0; i < t.ninsts && v == INT64_MIN; i++) {
+    if (t.insts[i].kind != kind || k++ != nth) continue;
+    v = kind == SCH_INST_ANNOTATE ? t.insts[i].inputs[2].i : t.insts[i].decision[which];
+  }
+  ir_arena_free(a);
+  ck_assert_msg(v != INT64_MIN, "no instruction %s #%d", sch_inst_name(kind), nth);
+  return v;
+}
+
+/* The decisions the tile rule adds (parallel split, packing location, the unroll knob) are
+ * explored: over 40 trials with a deterministic fake measurement, each takes other values
+ * than its default in some measured candidates of the default structure, candidates of the
+ * cache-blocked variant are measured too, and every measured trace replays. */
+START_TEST(test_new_decisions_explored) {
   kiln_context *ctx = kiln_test_new_ctx();
   task tk = task_new(ctx, MATMUL);
   fake fk = {0};
   trace_log log = {0};
   tune_search_opts o = quick_opts();
   o.trials = 40;
+  o.measure_batch = 8;
+  o.measure_fn = fake_measure;
+  o.measure_ud = &fk;
+  o.on_measured = log_measured;
+  o.on_measured_ud = &log;
+  tune_search_result r;
+  ck_ok(ctx, tune_search(ctx, tk.f, &tk.host, NULL, &o, &r));
+  ck_assert_int_eq(log.n, 40);
+  /* the default (first measured): all parallel, no packing, no unrolling */
+  int64_t par0 = decision_in(ctx, log.json[0], SCH_INST_SAMPLE_PERFECT_TILE, 2, 1);
+  ck_assert_int_eq(par0, 1);
+  ck_assert_int_eq(decision_in(ctx, log.json[0], SCH_INST_SAMPLE_COMPUTE_LOCATION, 0, 0), -2);
+  ck_assert_int_eq(decision_in(ctx, log.json[0], SCH_INST_ANNOTATE, 0, 0), 0);
+  int par = 0, packed = 0, unrolled = 0, variant = 0;
+  for (int i = 1; i < log.n; i++) {
+    check_replays(ctx, tk.f, log.json[i]);
+    /* the cache-blocked variant (no local accumulator) has other decision points */
+    if (!strstr(log.json[i], "\"cache_write\"")) {
+      variant++;
+      continue;
+    }
+    par += decision_in(ctx, log.json[i], SCH_INST_SAMPLE_PERFECT_TILE, 2, 1) != 1;
+    packed += decision_in(ctx, log.json[i], SCH_INST_SAMPLE_COMPUTE_LOCATION, 0, 0) != -2;
+    unrolled += decision_in(ctx, log.json[i], SCH_INST_ANNOTATE, 0, 0) != 0;
+  }
+  ck_assert_int_gt(variant, 0);
+  ck_assert_int_gt(par, 0);
+  ck_assert_int_gt(packed, 0);
+  ck_assert_int_gt(unrolled, 0);
+  tune_search_result_clear(ctx, &r);
+  log_free(&log);
+  task_free(&tk);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* A small space runs out: the search stops early when a round finds nothing new. A 1x1x1
+ * matmul's space has few points (two structures, packing locations, the unroll knob: fewer
+ * than 100 schedules), each measured once; a function whose default schedule samples nothing
+ * is a space of one point. */
+START_TEST(test_exhausted_space) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  task tk = task_new(ctx, MATMUL_SMALL);
+  fake fk = {0};
+  trace_log log = {0};
+  tune_search_opts o = quick_opts();
+  o.trials = 100;
   o.measure_batch = 4;
   o.measure_fn = fake_measure;
   o.measure_ud = &fk;
@@ -494,7 +577,7 @@ START_TEST(test_exhausted_space) {
   tune_search_result r;
   ck_ok(ctx, tune_search(ctx, tk.f, &tk.host, NULL, &o, &r));
   ck_assert_int_gt(r.trials, 4);
-  ck_assert_int_lt(r.trials, 40);
+  ck_assert_int_lt(r.trials, 100);
   ck_assert_int_eq(log.n, r.trials);
   ck_assert_int_gt(r.duplicates, 0);
   for (int i = 0; i < log.n; i++)
@@ -597,6 +680,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_failures_counted);
   tcase_add_test(tc, test_broken_records_skipped);
   tcase_add_test(tc, test_exhausted_space);
+  tcase_add_test(tc, test_new_decisions_explored);
   tcase_add_test(tc, test_nomem);
   tcase_add_test(tc, test_misuse);
   suite_add_tcase(s, tc);

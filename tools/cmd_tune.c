@@ -206,53 +206,14 @@ static void print_table(const tune_cli *o, const tgt_target *t, const tune_model
   printf("database: %s\n", o->db);
 }
 
-/* A JSON string. */
-static void json_str(const char *s) {
-  putchar('"');
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') printf("\\%c", c);
-    else if (c < 0x20) printf("\\u%04x", c);
-    else putchar(c);
-  }
-  putchar('"');
-}
-
-static void print_json(const tune_cli *o, const tgt_target *t, const tune_model_report *r) {
-  printf("{\"model\": ");
-  json_str(o->model);
-  printf(", \"target\": ");
-  json_str(t->canonical);
-  printf(", \"db\": ");
-  json_str(o->db);
-  printf(", \"trials\": %d, \"rounds\": %d, \"elapsed_s\": %.6g, \"time_limited\": %s,\n",
-         r->trials, r->rounds, r->elapsed_s, r->time_limited ? "true" : "false");
-  printf(" \"bucket_weight\": %.17g, \"default_latency_s\": %.9g, \"est_latency_s\": %.9g, "
-         "\"complete\": %s,\n \"tasks\": [", r->bucket_weight, r->default_latency_s,
-         r->est_latency_s, r->complete ? "true" : "false");
-  for (int i = 0; i < r->ntasks; i++) {
-    const tune_model_task_report *k = &r->tasks[i];
-    printf("%s\n  {\"name\": ", i ? "," : "");
-    json_str(k->name);
-    printf(", \"summary\": ");
-    json_str(k->summary);
-    printf(", \"workload\": \"%016" PRIx64 "\", \"weight\": %.17g, \"calls\": %d, "
-           "\"flops\": %.17g, \"trials\": %d,\n   \"ok\": %d, \"build_error\": %d, "
-           "\"run_error\": %d, \"timeout\": %d, \"wrong_result\": %d, \"warm_started\": %d, "
-           "\"default_s\": %.9g, \"best_s\": %.9g, \"speedup\": %.6g, \"best_gflops\": %.6g, "
-           "\"exhausted\": %s, \"error\": ",
-           k->hash, k->weight, k->ncalls, k->flops, k->trials, k->failures[TUNE_STATUS_OK],
-           k->failures[TUNE_STATUS_BUILD_ERROR], k->failures[TUNE_STATUS_RUN_ERROR],
-           k->failures[TUNE_STATUS_TIMEOUT], k->failures[TUNE_STATUS_WRONG_RESULT],
-           k->warm_started, k->default_s, k->best_s, k->speedup, k->best_gflops,
-           k->exhausted ? "true" : "false");
-    if (k->error) json_str(k->error);
-    else printf("null");
-    printf("}");
-  }
-  printf("\n ],\n \"round_tasks\": [");
-  for (int i = 0; i < r->rounds; i++) printf("%s%d", i ? ", " : "", r->round_task[i]);
-  printf("]}\n");
+/* The report as JSON: the library's writer (tune_model_report_json), shared with kiln_tune. */
+static int print_json(kiln_context *ctx, const tune_cli *o, const tgt_target *t,
+                      const tune_model_report *r) {
+  char *json;
+  if (tune_model_report_json(ctx, r, o->model, t->canonical, o->db, &json, NULL)) return 1;
+  fputs(json, stdout);
+  kiln_string_free(ctx, json);
+  return 0;
 }
 
 /* ---- The command ---------------------------------------------------------------------- */
@@ -298,8 +259,14 @@ static int run_tune(kiln_context *ctx, const tune_cli *o) {
     rc = fail_ctx(ctx, o->model);
     goto done;
   }
-  if (o->json) print_json(o, &t, rep);
-  else print_table(o, &t, rep);
+  if (o->json) {
+    if (print_json(ctx, o, &t, rep)) {
+      rc = fail_ctx(ctx, "--json");
+      goto done;
+    }
+  } else {
+    print_table(o, &t, rep);
+  }
   rc = fflush(stdout) == 0 ? 0 : 1;
 done:
   tune_model_report_free(rep);

@@ -271,6 +271,162 @@ KILN_API kiln_status kiln_compiled_stats(const kiln_compiled *c, kiln_compile_st
 /* Warning i of the compile (e.g. a database record that did not replay), NULL past the end. */
 KILN_API const char *kiln_compiled_warning(const kiln_compiled *c, int i);
 
+/* ---- Lowering, schedules and single kernels (the researchers' flow) ------------------- */
+
+/* Lowers every primitive function of m (after the "FuseOps" pass; shapes must be static or
+ * bound) to one TIR PrimFunc each, named after its fused ops ("fused_nn_conv2d_add_nn_relu",
+ * made unique), in a new module on m's context. Only "main" and the functions it calls are
+ * considered; functions that are not primitive are skipped. KILN_ERR_MISUSE when m holds no
+ * primitive function (FuseOps did not run), the lowering's errors otherwise. */
+KILN_API kiln_status kiln_relay_module_lower(kiln_relay_module *m, kiln_tir_module **out);
+
+/* A schedule over one PrimFunc of a TIR module (TensorIR style): blocks, loops and integers
+ * are random variables (RVs: int32 handles, valid for the schedule's lifetime); every
+ * instruction checks its preconditions, rewrites the function and is recorded in the trace.
+ * The module may be freed after kiln_schedule_new (the schedule holds a copy). */
+typedef struct kiln_schedule kiln_schedule;
+
+/* func NULL: the module's only function (KILN_ERR_MISUSE when it has several). seed drives
+ * the sampling instructions. KILN_ERR_UNDEFINED for an unknown function name. */
+KILN_API kiln_status kiln_schedule_new(kiln_tir_module *mod, const char *func, uint64_t seed,
+                                       kiln_schedule **out);
+KILN_API void kiln_schedule_free(kiln_schedule *s);
+
+/* An instruction argument: an RV handle or a literal. */
+typedef enum kiln_sch_arg_kind {
+  KILN_SCH_ARG_RV = 0,
+  KILN_SCH_ARG_INT = 1,
+  KILN_SCH_ARG_FLOAT = 2,
+  KILN_SCH_ARG_STR = 3
+} kiln_sch_arg_kind;
+typedef struct kiln_sch_arg {
+  int32_t kind; /* kiln_sch_arg_kind */
+  int64_t i;    /* RV handle or INT value */
+  double f;
+  const char *s;
+} kiln_sch_arg;
+
+/* The most arguments or results one instruction has. */
+#define KILN_SCH_MAX_ARGS 64
+
+/* Applies the instruction named `inst` with the trace's argument conventions (the names and
+ * inputs of the trace JSON: "get_block" ["name"], "get_loops" [block], "split" [loop, f0, f1,
+ * ...] (an INT literal or INT RV each; -1 for the one inferred factor), "fuse" [loops...],
+ * "reorder" [loops...], "parallel"/"vectorize"/"unroll" [loop], "annotate" [rv, "key", value],
+ * "compute_at" [block, loop, preserve_unit_loops 0/1], "reverse_compute_at" [block, loop,
+ * preserve], "compute_inline" [block], "reverse_compute_inline" [block], "cache_read" [block,
+ * read index, "scope"], "cache_write" [block, write index, "scope"], "decompose_reduction"
+ * [block, loop], "storage_align" [block, buffer index, axis, factor, offset],
+ * "sample_perfect_tile" [loop, n, max_innermost], "sample_categorical" [candidates...,
+ * probabilities...] as the trace writes it, "sample_compute_location" [block]; sampling
+ * instructions sample afresh). Writes the result RVs to outs[0..*nout) (room for
+ * KILN_SCH_MAX_ARGS). On error the schedule is unchanged and the message names the
+ * instruction, the block or loop and what is wrong: KILN_ERR_UNDEFINED (unknown
+ * instruction), KILN_ERR_PARSE (ill-formed arguments: count, kinds, a handle this schedule never gave
+ * out), KILN_ERR_SCHEDULE (a precondition does not hold, or an RV whose loop or block is gone:
+ * split away, fused, inlined). */
+KILN_API kiln_status kiln_schedule_apply(kiln_schedule *s, const char *inst, int nargs,
+                                         const kiln_sch_arg *args, int *nout, int32_t *outs);
+/* The kind of RV h: 0 block, 1 loop, 2 integer; -1 when h is not a valid handle. */
+KILN_API int kiln_schedule_rv_kind(kiln_schedule *s, int32_t h);
+/* The value of an integer RV (KILN_ERR_MISUSE for other kinds or a bad handle). */
+KILN_API kiln_status kiln_schedule_rv_int(kiln_schedule *s, int32_t h, int64_t *out);
+/* A block RV's name / a loop RV's variable name (NULL for other kinds or a bad handle),
+ * owned by the schedule. */
+KILN_API const char *kiln_schedule_rv_name(kiln_schedule *s, int32_t h);
+/* Applies the default schedule rules for the target (NULL or "": the host) to every block
+ * not yet scheduled, recording their instructions. */
+KILN_API kiln_status kiln_schedule_apply_default_rules(kiln_schedule *s, const char *target);
+/* The trace so far as JSON ({"version": 1, "insts": [...]}); free with kiln_string_free. */
+KILN_API kiln_status kiln_schedule_trace(kiln_schedule *s, char **json);
+/* Replays a trace (JSON as kiln_schedule_trace gives it) on this schedule, normally a fresh
+ * one over the unscheduled function; the replayed instructions join the trace. A trace that
+ * does not apply is KILN_ERR_PARSE / KILN_ERR_SCHEDULE naming the instruction. */
+KILN_API kiln_status kiln_schedule_replay(kiln_schedule *s, const char *json);
+/* The scheduled function as a new one-function module (the schedule keeps its own). */
+KILN_API kiln_status kiln_schedule_module(kiln_schedule *s, kiln_tir_module **out);
+
+/* A single kernel built in memory: a PrimFunc through the TIR lowering pipeline and the JIT
+ * (the target must be the host's architecture). */
+typedef struct kiln_kernel kiln_kernel;
+/* func NULL: the module's only function. */
+KILN_API kiln_status kiln_kernel_build(kiln_tir_module *mod, const char *func,
+                                       const char *target, kiln_kernel **out);
+KILN_API void kiln_kernel_free(kiln_kernel *k);
+/* The number of parameters and the lowered function as text (free with kiln_string_free). */
+KILN_API int kiln_kernel_num_params(kiln_kernel *k);
+KILN_API kiln_status kiln_kernel_lowered_text(kiln_kernel *k, char **out);
+/* Calls the kernel in this process (it checks the arguments itself: count, dtype, rank,
+ * shape); a kernel error becomes KILN_ERR_RUNTIME with its message. */
+KILN_API kiln_status kiln_kernel_call(kiln_kernel *k, const kiln_tensor *args, int nargs);
+typedef struct kiln_timing {
+  double median_s, min_s, max_s, mean_s, stddev_s;
+  int repeats; /* timed samples */
+} kiln_timing;
+/* Times the kernel in this process on the given arguments: `warmup` untimed calls, then
+ * samples until at least min_repeats samples and min_seconds in all (at most 10000 samples;
+ * calls faster than 0.1 ms are batched, a sample being the batch mean). */
+KILN_API kiln_status kiln_kernel_time(kiln_kernel *k, const kiln_tensor *args, int nargs,
+                                      int warmup, int min_repeats, double min_seconds,
+                                      kiln_timing *out);
+
+/* ---- Tuning (autotune/) ---------------------------------------------------------------- */
+
+typedef struct kiln_tune_progress {
+  int round, trials, budget;   /* scheduling rounds and trials so far, the trial budget */
+  int task, ntasks;            /* the task just tuned */
+  const char *task_name;
+  int task_trials;
+  double task_best_s, task_gflops; /* 0 when none ok yet */
+  double est_latency_s, default_latency_s, elapsed_s;
+} kiln_tune_progress;
+typedef void (*kiln_tune_progress_fn)(void *ud, const kiln_tune_progress *p);
+
+typedef struct kiln_tune_options {
+  const char *target;    /* NULL or "": the host (real measurements need the host) */
+  const char *db_path;   /* the tuning database (created when absent); required */
+  int trials;            /* trial budget for all kernels together (<= 0: 64) */
+  double time_budget_s;  /* <= 0: none */
+  uint64_t seed;         /* 0: 1 */
+  kiln_tune_progress_fn progress; /* NULL: none */
+  void *progress_ud;
+} kiln_tune_options;
+
+/* Tunes "main" of m for the buckets (as kiln_compile takes them) and records every
+ * measurement in the database; *report_json (free with kiln_string_free; may be NULL) gets
+ * the report as `kiln tune --json` prints it: {"model", "target", "db", "trials", "rounds",
+ * "elapsed_s", "time_limited", "complete", "default_latency_s", "est_latency_s", "tasks":
+ * [{"name", "summary", "hash", "weight", "ncalls", "flops", "trials", "ok", "failed",
+ * "default_s", "best_s", "speedup", "best_gflops", "exhausted", "error"}]}. m is left as
+ * it was. */
+KILN_API kiln_status kiln_tune(kiln_relay_module *m, int nbuckets, const kiln_bucket *buckets,
+                               const kiln_tune_options *opts, char **report_json);
+
+/* ---- The tuning database ---------------------------------------------------------------- */
+
+typedef struct kiln_db kiln_db;
+/* Opens (creating when absent) a tuning database; KILN_ERR_CORRUPT for a file that is not
+ * one, KILN_ERR_UNSUPPORTED for a newer schema. */
+KILN_API kiln_status kiln_db_open(kiln_context *ctx, const char *path, kiln_db **out);
+KILN_API void kiln_db_close(kiln_db *db);
+/* Listings as JSON arrays (free with kiln_string_free). Hashes are 16 hex digits.
+ * workloads: [{"id", "hash", "summary", "nrecords", "best_s" (null when no ok record)}];
+ * targets: [{"id", "target", "cpu", "features", "host" (true for this machine's target)}];
+ * records (all, or of one workload when hash is not NULL): [{"id", "workload", "target",
+ * "trace" (the trace as a JSON value), "status", "error", "median_s", "min_s", "max_s",
+ * "stddev_s", "repeats", "seed", "version", "host", "time"}]. */
+KILN_API kiln_status kiln_db_workloads_json(kiln_db *db, char **out);
+KILN_API kiln_status kiln_db_targets_json(kiln_db *db, char **out);
+KILN_API kiln_status kiln_db_records_json(kiln_db *db, const char *hash, char **out);
+/* The best ok record of (workload hash, target) as one JSON object of the records listing,
+ * or "null" when there is none. target NULL: the host; it is put in canonical form first. */
+KILN_API kiln_status kiln_db_best_json(kiln_db *db, const char *hash, const char *target,
+                                       char **out);
+/* Merges another database file into this one; *skipped counts the other file's records not
+ * added (already present, duplicates, or damaged). */
+KILN_API kiln_status kiln_db_merge(kiln_db *db, const char *other_path, int64_t *added,
+                                   int64_t *skipped);
+
 /* The registered ops: their number, and the name and one-line description of the i-th
  * (NULL when out of range). */
 KILN_API int kiln_relay_op_count(void);

@@ -1794,6 +1794,7 @@ typedef struct conv_info {
   ir_buffer *data; /* padded (or dilated) data, or the input itself */
   ir_buffer *weight;
   int dl[4], kl[4]; /* logical N, C, H, W / O, I, H, W -> physical axes */
+  int ol[4];        /* conv2d: logical N, C, H, W -> iterator of the block's output */
   int64_t s[2], d[2];
   int64_t groups;
   ir_expr *opg, *ipg; /* output / input channels per group (groups > 1) */
@@ -1807,8 +1808,8 @@ typedef struct conv_info {
  * w[oc, rc, ry, rx], g = oc / opg the group of the output channel. */
 static ir_expr *conv2d_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
   const conv_info *v = ud;
-  ir_expr *n = var_e(it[v->dl[0]]), *oc = var_e(it[v->dl[1]]), *oy = var_e(it[v->dl[2]]),
-          *ox = var_e(it[v->dl[3]]), *rc = var_e(it[4]), *ry = var_e(it[5]), *rx = var_e(it[6]);
+  ir_expr *n = var_e(it[v->ol[0]]), *oc = var_e(it[v->ol[1]]), *oy = var_e(it[v->ol[2]]),
+          *ox = var_e(it[v->ol[3]]), *rc = var_e(it[4]), *ry = var_e(it[5]), *rx = var_e(it[6]);
   ir_expr *ic = rc;
   if (v->groups != 1)
     ic = ix_add(c, ix_mul(c, ix_bin(c, IR_FLOORDIV, oc, v->opg), v->ipg), rc);
@@ -1824,6 +1825,23 @@ static bool any_nonzero(const int64_t *v, int n) {
   return false;
 }
 
+/* The channel-last stage's copy: out[n, oc, oy, ox] = acc[n, oy, ox, oc]. */
+static ir_expr *conv2d_nchw_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
+  ir_buffer *acc = ud;
+  ir_expr *idx[4] = {var_e(it[0]), var_e(it[2]), var_e(it[3]), var_e(it[1])};
+  return load_at(c, acc, idx);
+}
+
+/* The stages of conv2d: "conv2d_pad" when there is padding, then the reduction. Normally the
+ * reduction writes the result directly ("conv2d", in the data layout). When the output
+ * channels can be the innermost axis of the reduction (groups 1, NCHW data and a kernel
+ * layout with O innermost, e.g. HWIO, as AlterConvLayout makes it), it is split in two: the
+ * reduction "conv2d_nhwc" into an intermediate [N, OH, OW, O], then the copy "conv2d_nchw"
+ * to the NCHW result. With the output channel the innermost spatial axis, the tile rule
+ * vectorizes over output channels with contiguous weight loads and broadcast inputs (no
+ * shuffles for strides or short rows), the intermediate is the accumulator the pipeline
+ * compacts to the tile, and the copy (inlined into the fused epilogue, if any) is computed
+ * at the tile (schedule/rules_conv.c). */
 static kiln_status lower_conv2d(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
                                 relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
   kiln_status st = check_numeric_op(c, nargs, args, 2, nouts, outs);
@@ -1832,6 +1850,9 @@ static kiln_status lower_conv2d(relay_lower_ctx *c, int nargs, ir_buffer *const 
   conv_info v = {.data = x, .weight = w, .groups = attrs[CV_GROUPS]->i, .odt = y->h.dtype};
   layout_perm(attrs[CV_DATA_LAYOUT]->s, "NCHW", v.dl);
   layout_perm(attrs[CV_KERNEL_LAYOUT]->s, "OIHW", v.kl);
+  bool channel_last = v.groups == 1 && strcmp(attrs[CV_DATA_LAYOUT]->s, "NCHW") == 0 &&
+                      v.kl[0] == 3;
+  memcpy(v.ol, v.dl, sizeof v.ol);
   const int64_t *p = attrs[CV_PADDING]->ints;
   for (int i = 0; i < 2; i++) {
     v.s[i] = attrs[CV_STRIDES]->ints[i];
@@ -1850,7 +1871,13 @@ static kiln_status lower_conv2d(relay_lower_ctx *c, int nargs, ir_buffer *const 
       !(v.opg = simplified(c, ix_bin(c, IR_FLOORDIV, y->shape[v.dl[1]], k64(c, v.groups)))))
     return lower_failed(c);
   ir_expr *red[3] = {w->shape[v.kl[1]], w->shape[v.kl[2]], w->shape[v.kl[3]]};
-  return emit(c, NULL, y, 3, red, RELAY_REDUCE_SUM, conv2d_value, &v);
+  if (!channel_last) return emit(c, NULL, y, 3, red, RELAY_REDUCE_SUM, conv2d_value, &v);
+  ir_expr *shape[4] = {y->shape[0], y->shape[2], y->shape[3], y->shape[1]};
+  ir_buffer *acc = relay_lower_buffer(c, "conv2d_nhwc", y->h.dtype, 4, shape);
+  if (!acc) return lower_failed(c);
+  v.ol[0] = 0, v.ol[1] = 3, v.ol[2] = 1, v.ol[3] = 2; /* N, OH, OW, O */
+  if ((st = emit(c, "nhwc", acc, 3, red, RELAY_REDUCE_SUM, conv2d_value, &v))) return st;
+  return emit(c, "nchw", y, 0, NULL, RELAY_REDUCE_NONE, conv2d_nchw_value, acc);
 }
 
 /* conv2d_transpose, stage 1 ("conv2d_transpose_pad"): the input spread out by the stride

@@ -1,0 +1,92 @@
+/* alter_layout.c: AlterConvLayout. Every nn.conv2d on NCHW data with an OIHW kernel, one
+ * group, a constant weight and at least 16 output channels gets kernel_layout "HWIO" and its
+ * weight wrapped in transpose(axes=[2, 3, 1, 0]); FoldConstant then folds the transpose, so
+ * the weights are stored in the new layout and nothing runs at inference time. With the
+ * output channels innermost in the kernel, the conv2d lowering (relay/op/nn.c) reduces into a
+ * channel-last accumulator that the default schedule vectorizes over output channels
+ * (contiguous weight loads, broadcast inputs) instead of along the output row. The result's
+ * layout (NCHW) does not change, so nothing around the conv2d is touched. Not in the default
+ * pipeline: the build driver runs it for CPU targets (relay/build.c, optimize()). */
+#include <string.h>
+
+#include "relay/pass.h"
+
+enum { MIN_OUT_CHANNELS = 16 };
+
+static bool is_op(const ir_node *n, const char *op) {
+  return n && n->kind == RELAY_CALL && ((const relay_call *)n)->op &&
+         strcmp(((const relay_call *)n)->op, op) == 0;
+}
+
+static const char *attr_str(const relay_call *c, const char *key, const char *dflt) {
+  const relay_attr *a = relay_attr_find(c->nattrs, c->attrs, key);
+  return a && a->attr_kind == RELAY_ATTR_STR ? a->s : dflt;
+}
+
+static int64_t attr_int(const relay_call *c, const char *key, int64_t dflt) {
+  const relay_attr *a = relay_attr_find(c->nattrs, c->attrs, key);
+  return a && a->attr_kind == RELAY_ATTR_INT ? a->i : dflt;
+}
+
+/* Whether the pass applies to conv2d call c (see the top of the file). */
+static bool wants_hwio(const relay_call *c) {
+  if (c->nargs != 2 || c->args[1]->kind != RELAY_CONST) return false;
+  const char *out = attr_str(c, "out_layout", "");
+  if (strcmp(attr_str(c, "data_layout", "NCHW"), "NCHW") != 0 ||
+      strcmp(attr_str(c, "kernel_layout", "OIHW"), "OIHW") != 0 ||
+      (out[0] && strcmp(out, "NCHW") != 0) || attr_int(c, "groups", 1) != 1)
+    return false;
+  const relay_tensor_type *w = relay_as_tensor_type(relay_type_of(c->args[1]));
+  if (!w || w->ndim != 4) return false;
+  const ir_int_imm *o = ir_as_int(w->shape[0]);
+  return o && o->value >= MIN_OUT_CHANNELS;
+}
+
+/* conv2d(x, w, ..., kernel_layout="OIHW") -> conv2d(x, transpose(w, [2, 3, 1, 0]), ...,
+ * kernel_layout="HWIO"), the other attributes kept. */
+static relay_expr *to_hwio(ir_arena *a, const relay_call *c) {
+  static const int64_t axes[4] = {2, 3, 1, 0};
+  relay_attr *ax = relay_attr_ints(a, "axes", 4, axes);
+  relay_expr *w = ax ? relay_call_op(a, "transpose", 1, &c->args[1], 1, &ax) : NULL;
+  relay_attr **attrs = ir_arena_alloc(a, sizeof *attrs * (size_t)(c->nattrs + 1));
+  relay_attr *kl = relay_attr_str(a, "kernel_layout", "HWIO");
+  if (!w || !attrs || !kl) return NULL;
+  int n = 0;
+  bool replaced = false;
+  for (int i = 0; i < c->nattrs; i++) {
+    bool is_kl = strcmp(c->attrs[i]->key, "kernel_layout") == 0;
+    attrs[n++] = is_kl ? kl : c->attrs[i];
+    replaced = replaced || is_kl;
+  }
+  if (!replaced) attrs[n++] = kl;
+  relay_expr *args[2] = {c->args[0], w};
+  return relay_call_op(a, c->op, 2, args, n, attrs);
+}
+
+static ir_node *visit(ir_mutator *mu, ir_node *n) {
+  if (!relay_is_expr(n)) return n;
+  if (n->kind == RELAY_FUNC && relay_func_is_primitive((relay_func *)n)) return n;
+  ir_node *r = ir_mutate_children(mu, n);
+  if (r && is_op(r, "nn.conv2d") && wants_hwio((const relay_call *)r))
+    return to_hwio(mu->arena, (const relay_call *)r);
+  return r;
+}
+
+static relay_func *rewrite(relay_pass_ctx *pc, relay_module *m, relay_func *f, void *ud) {
+  (void)pc;
+  (void)ud;
+  ir_ptrmap memo;
+  ir_ptrmap_init(&memo, m->ctx);
+  ir_mutator mu = {m->arena, visit, NULL, &memo, true};
+  ir_node *r = relay_mutate_bottom_up(&mu, &f->h, NULL);
+  ir_ptrmap_free(&memo);
+  return (relay_func *)r;
+}
+
+static kiln_status run(relay_pass_ctx *pc, relay_module *m) {
+  return relay_rewrite_funcs(pc, m, "AlterConvLayout", rewrite, NULL);
+}
+
+const relay_pass relay_pass_alter_conv_layout = {
+    "AlterConvLayout", 2, run,
+    "conv2d kernels with constant OIHW weights -> HWIO (output channels innermost)"};
