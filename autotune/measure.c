@@ -32,7 +32,8 @@
 
 tune_measure_opts tune_measure_opts_default(void) {
   tune_measure_opts o = {.warmup = 1, .min_repeats = 3, .min_seconds = 0.05, .timeout_s = 10,
-                         .check = true, .rtol = 1e-4, .atol = 1e-5, .seed = 1};
+                         .check = true, .rtol = 1e-4, .atol = 1e-5, .atol_of_max = 1e-5,
+                         .seed = 1};
   return o;
 }
 
@@ -314,10 +315,18 @@ static void format_index(const param_info *p, size_t e, char *buf, size_t cap) {
  * the buffer, the element and both values into msg and returns false. NaN matches NaN, an
  * infinity must match exactly. */
 static bool compare_output(const param_info *p, const void *got, const void *ref, double rtol,
-                           double atol, char *msg, size_t cap) {
+                           double atol, double atol_of_max, char *msg, size_t cap) {
   kiln_dtype t = p->buf->h.dtype;
   bool is_float = t.code == KILN_TYPE_FLOAT || t.code == KILN_TYPE_BFLOAT;
   char where[160];
+  if (is_float && atol_of_max > 0) {
+    double max = 0;
+    for (size_t e = 0; e < p->nelems; e++) {
+      double r = fabs(float_at(t, ref, e));
+      if (isfinite(r) && r > max) max = r;
+    }
+    atol += atol_of_max * max;
+  }
   for (size_t e = 0; e < p->nelems; e++) {
     if (is_float) {
       double a = float_at(t, got, e), r = float_at(t, ref, e);
@@ -614,7 +623,49 @@ static kiln_status setup_fail(kiln_context *ctx, tune_result *out, kiln_status s
 kiln_status tune_measure(kiln_context *ctx, const tune_built *k, const ir_func *f,
                          const tune_measure_opts *opts, const void *const *reference_outputs,
                          tune_result *out) {
+  return tune_measure_capture(ctx, k, f, opts, reference_outputs, out, NULL);
+}
+
+/* A copy of the outputs (one array per output parameter, in order) as a tune_reference;
+ * NULL when memory runs out. */
+static tune_reference *copy_outputs(kiln_context *ctx, const params *ps, const kiln_tensor *args) {
+  int nout = 0;
+  for (int i = 0; i < ps->n; i++) nout += ps->p[i].output;
+  tune_reference *r = ir_malloc(ctx, sizeof *r);
+  if (!r) return NULL;
+  memset(r, 0, sizeof *r);
+  r->nout = nout;
+  if (nout) {
+    r->data = ir_malloc(ctx, sizeof(void *) * (size_t)nout);
+    r->bytes = ir_malloc(ctx, sizeof(size_t) * (size_t)nout);
+    if (!r->data || !r->bytes) {
+      tune_reference_free(ctx, r);
+      return NULL;
+    }
+    memset(r->data, 0, sizeof(void *) * (size_t)nout);
+    memset(r->bytes, 0, sizeof(size_t) * (size_t)nout);
+  }
+  for (int i = 0, o = 0; i < ps->n; i++) {
+    if (!ps->p[i].output) continue;
+    size_t bytes = ps->p[i].bytes;
+    void *d = ir_malloc(ctx, bytes ? bytes : 1);
+    if (!d) {
+      tune_reference_free(ctx, r);
+      return NULL;
+    }
+    memcpy(d, args[i].data, bytes);
+    r->data[o] = d;
+    r->bytes[o++] = bytes;
+  }
+  return r;
+}
+
+kiln_status tune_measure_capture(kiln_context *ctx, const tune_built *k, const ir_func *f,
+                                 const tune_measure_opts *opts,
+                                 const void *const *reference_outputs, tune_result *out,
+                                 tune_reference **captured) {
   if (!ctx) return KILN_ERR_MISUSE;
+  if (captured) *captured = NULL;
   if (!out) return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE, "tune_measure: NULL result");
   memset(out, 0, sizeof *out);
   if (!k || !f)
@@ -736,8 +787,8 @@ kiln_status tune_measure(kiln_context *ctx, const tune_built *k, const ir_func *
         if (!ps.p[i].output) continue;
         const void *ref = reference_outputs[oi++];
         char msg[360];
-        if (ref && !compare_output(&ps.p[i], args[i].data, ref, o.rtol, o.atol, msg,
-                                   sizeof msg)) {
+        if (ref && !compare_output(&ps.p[i], args[i].data, ref, o.rtol, o.atol, o.atol_of_max,
+                                   msg, sizeof msg)) {
           out->status = TUNE_WRONG_RESULT;
           snprintf(out->error, sizeof out->error, "kernel '%.100s': %s", k->name, msg);
           break;
@@ -746,6 +797,8 @@ kiln_status tune_measure(kiln_context *ctx, const tune_built *k, const ir_func *
     }
   }
   if (out->status != TUNE_OK && out->status != TUNE_WRONG_RESULT) summarize(rep, out);
+  if (captured && out->status == TUNE_OK && !(*captured = copy_outputs(ctx, &ps, args)))
+    st = ir_fail(ctx, IR_NO_SPAN, KILN_ERR_NOMEM, "tune_measure: no memory for the outputs");
 
 done:
   if (st != KILN_OK) tune_result_fail(out, TUNE_RUN_ERROR, kiln_context_errmsg(ctx));

@@ -31,7 +31,10 @@ typedef struct tune_measure_opts {
                          batches of calls, a sample being the batch's mean) */
   double timeout_s;   /* wall-clock limit for the worker (warmup and repeats together) */
   bool check;         /* compare the outputs with the reference outputs (when given) */
-  double rtol, atol;  /* float comparison: |got - ref| <= atol + rtol * |ref| */
+  double rtol, atol;  /* float comparison: |got - ref| <= atol + rtol * |ref| ... */
+  double atol_of_max; /* ... + atol_of_max * max |ref| over the output: float32 sums taken in
+                         another order (a split reduction, the default schedule's outputs as
+                         the reference) differ by about that much */
   uint64_t seed;      /* seeds the random inputs (tune_reference_outputs takes the same) */
 } tune_measure_opts;
 
@@ -39,7 +42,7 @@ typedef struct tune_measure_opts {
 #define TUNE_MAX_REPEATS 10000
 
 /* warmup 1, min_repeats 3, min_seconds 0.05, timeout 10 s, check on, rtol 1e-4, atol 1e-5,
- * seed 1. */
+ * atol_of_max 1e-5, seed 1. */
 tune_measure_opts tune_measure_opts_default(void);
 
 typedef struct tune_result {
@@ -116,5 +119,14 @@ typedef struct tune_reference {
 kiln_status tune_reference_outputs(kiln_context *ctx, const ir_func *f, uint64_t seed,
                                    tune_reference **out);
 void tune_reference_free(kiln_context *ctx, tune_reference *r);
+
+/* tune_measure, and when the outcome is TUNE_OK and captured is not NULL, a copy of the
+ * outputs the kernel wrote (*captured, a tune_reference; NULL otherwise): a trusted
+ * schedule's outputs as the reference of the others when the interpreter would take too
+ * long. */
+kiln_status tune_measure_capture(kiln_context *ctx, const tune_built *k, const ir_func *f,
+                                 const tune_measure_opts *opts,
+                                 const void *const *reference_outputs, tune_result *out,
+                                 tune_reference **captured);
 
 #endif

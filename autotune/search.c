@@ -616,6 +616,44 @@ static kiln_status fill_pool(search *s) {
 
 /* ---- Measuring -------------------------------------------------------------------------- */
 
+/* Kernels up to this many float operations get the interpreter's outputs as their reference
+ * (it runs a few million operations a second); larger ones the default schedule's. */
+#define INTERP_REFERENCE_MAX_FLOPS 1e7
+
+/* The reference outputs candidates are checked against. The interpreter on the unscheduled
+ * function is exact but takes minutes on a large convolution (ResNet-18's kernels: half an
+ * hour in all), so a large kernel takes the outputs of its default schedule (compiled and run
+ * once in a worker, as the compiler would use it without tuning; the rules are checked
+ * against the interpreter by the test suites). When the default schedule cannot be built or
+ * run, the interpreter it is. */
+static kiln_status make_reference(search *s) {
+  tune_built *k = NULL;
+  kiln_status st = tune_build(s->ctx, s->t, s->def->func, &k);
+  double flops = 0;
+  if (!st) {
+    const kiln_tir_module *low = tune_built_lowered(k);
+    st = low && low->nfuncs == 1 ? tune_count_flops(s->ctx, low->funcs[0], &flops)
+                                 : KILN_ERR_INTERNAL;
+  }
+  if (!st && flops > INTERP_REFERENCE_MAX_FLOPS) {
+    tune_measure_opts o = s->o.measure;
+    o.check = false;
+    o.warmup = 0;
+    o.min_repeats = 1;
+    o.min_seconds = 0;
+    tune_result r;
+    st = tune_measure_capture(s->ctx, k, s->def->func, &o, NULL, &r, &s->ref);
+    if (!st && !s->ref) st = KILN_ERR_RUNTIME; /* the default failed: fall back */
+  } else if (!st) {
+    st = KILN_ERR_RUNTIME; /* small: the interpreter */
+  }
+  tune_built_free(k);
+  if (st == KILN_ERR_NOMEM) return st;
+  if (st) ir_clear_error(s->ctx);
+  if (s->ref) return KILN_OK;
+  return tune_reference_outputs(s->ctx, s->f, s->o.measure.seed, &s->ref);
+}
+
 /* Builds and measures candidate c (its trace replayed again from the JSON, so what is
  * measured is exactly what is stored) and fills r. Only hard errors are returned. */
 static kiln_status measure(search *s, const cand *c, tune_result *r) {
@@ -638,12 +676,11 @@ static kiln_status measure(search *s, const cand *c, tune_result *r) {
   if (s->o.measure_fn) {
     st = s->o.measure_fn(s->o.measure_ud, s->ctx, sch->func, c->json, r);
   } else {
-    /* the reference outputs (the interpreter on the unscheduled function: minutes for a
-     * large kernel) are computed when the task is first measured, not when it is set up, so
-     * that a model tuner with a time budget pays only for the tasks it gets to */
+    /* the reference outputs are computed when the task is first measured, not when it is
+     * set up, so that a model tuner with a time budget pays only for the tasks it gets to */
     if (s->need_ref) {
       s->need_ref = false;
-      st = tune_reference_outputs(s->ctx, s->f, s->o.measure.seed, &s->ref);
+      st = make_reference(s);
       if (st) {
         sch_free(sch);
         ir_arena_reset(s->scratch);

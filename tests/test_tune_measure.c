@@ -260,6 +260,94 @@ END_TEST
 
 /* The kernel rejects its arguments (built for [4, 8], measured with a [4, 9] function of the
  * same name): a run error carrying the kernel's own message. */
+/* tune_measure_capture: the outputs of a compiled kernel equal the interpreter's on the same
+ * seeded inputs, then serve as the reference that catches a wrong kernel; a crashing kernel
+ * captures nothing. */
+START_TEST(test_capture_outputs_as_reference) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  kiln_tir_module *good = parse_tir(ctx, twice_text);
+  kiln_tir_module *bad = parse_tir(
+      ctx,
+      "func @f(A: buffer(float32, [4, 8]), B: buffer(float32, [4, 8])) {\n"
+      "  for i: int64 in range(0i64, 4i64) {\n"
+      "    for j: int64 in range(0i64, 8i64) { B[i, j] = A[i, j] * 3f32; }\n"
+      "  }\n"
+      "}\n");
+  tune_measure_opts o = quick_opts();
+  o.seed = 11;
+  tune_reference *interp = NULL, *cap = NULL;
+  ck_ok(ctx, tune_reference_outputs(ctx, good->funcs[0], o.seed, &interp));
+  tune_built *k = build(ctx, good->funcs[0]);
+  tune_result r;
+  ck_ok(ctx, tune_measure_capture(ctx, k, good->funcs[0], &o, NULL, &r, &cap));
+  ck_assert_int_eq(r.status, TUNE_OK);
+  ck_assert_ptr_nonnull(cap);
+  ck_assert_int_eq(cap->nout, 1);
+  ck_assert_uint_eq(cap->bytes[0], interp->bytes[0]);
+  ck_assert_int_eq(memcmp(cap->data[0], interp->data[0], cap->bytes[0]), 0);
+  tune_built_free(k);
+
+  k = build(ctx, bad->funcs[0]);
+  ck_ok(ctx, tune_measure(ctx, k, bad->funcs[0], &o, (const void *const *)cap->data, &r));
+  ck_assert_int_eq(r.status, TUNE_WRONG_RESULT);
+  tune_built_free(k);
+
+  kiln_tir_module *crash = parse_tir(ctx,
+                                     "func @crash(A: buffer(float32, [8])) {\n"
+                                     "  A[70368744177664i64] = 1f32;\n"
+                                     "}\n");
+  k = build(ctx, crash->funcs[0]);
+  tune_reference *none = (tune_reference *)&r; /* must be reset to NULL */
+  ck_ok(ctx, tune_measure_capture(ctx, k, crash->funcs[0], &o, NULL, &r, &none));
+  ck_assert_int_eq(r.status, TUNE_RUN_ERROR);
+  ck_assert_ptr_null(none);
+  check_no_children();
+  tune_built_free(k);
+  tune_reference_free(ctx, cap);
+  tune_reference_free(ctx, interp);
+  kiln_tir_module_free(crash);
+  kiln_tir_module_free(bad);
+  kiln_tir_module_free(good);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* The tolerance grows with the output's largest value (atol_of_max): an offset of 2e-5 on
+ * outputs up to ~2 (float32 sums in another order differ like that) passes with the default
+ * 1e-5 * max, and fails on the elements near 0 without it. */
+START_TEST(test_tolerance_scales_with_max) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  kiln_tir_module *good = parse_tir(ctx, twice_text);
+  kiln_tir_module *near = parse_tir(
+      ctx,
+      "func @f(A: buffer(float32, [4, 8]), B: buffer(float32, [4, 8])) {\n"
+      "  for i: int64 in range(0i64, 4i64) {\n"
+      "    for j: int64 in range(0i64, 8i64) { B[i, j] = A[i, j] * 2f32 + 0.00002f32; }\n"
+      "  }\n"
+      "}\n");
+  tune_measure_opts o = quick_opts();
+  o.seed = 7;
+  tune_reference *ref = NULL;
+  ck_ok(ctx, tune_reference_outputs(ctx, good->funcs[0], o.seed, &ref));
+  const void *const *refs = (const void *const *)ref->data;
+  float max = 0;
+  for (int e = 0; e < 32; e++) max = fmaxf(max, fabsf(((const float *)ref->data[0])[e]));
+  ck_assert(max > 1.5f); /* 2 * uniform(-1, 1) */
+  tune_built *k = build(ctx, near->funcs[0]);
+  tune_result r;
+  ck_ok(ctx, tune_measure(ctx, k, near->funcs[0], &o, refs, &r));
+  ck_assert_msg(r.status == TUNE_OK, "%s", r.error);
+  o.atol_of_max = 0;
+  ck_ok(ctx, tune_measure(ctx, k, near->funcs[0], &o, refs, &r));
+  ck_assert_int_eq(r.status, TUNE_WRONG_RESULT);
+  tune_built_free(k);
+  tune_reference_free(ctx, ref);
+  kiln_tir_module_free(near);
+  kiln_tir_module_free(good);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 START_TEST(test_argument_error) {
   kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *built_from = parse_tir(ctx, twice_text);
@@ -429,6 +517,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_crash_is_run_error);
   tcase_add_test(tc, test_endless_loop_times_out);
   tcase_add_test(tc, test_wrong_result);
+  tcase_add_test(tc, test_capture_outputs_as_reference);
+  tcase_add_test(tc, test_tolerance_scales_with_max);
   tcase_add_test(tc, test_argument_error);
   tcase_add_test(tc, test_unmeasurable);
   tcase_add_test(tc, test_build_error);

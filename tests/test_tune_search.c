@@ -253,6 +253,32 @@ END_TEST
  * order. The measurement is the deterministic fake: the round's mutants descend from the
  * faster of the two structures' defaults (measured first), so real timings would reach the
  * choices already in the first round. */
+/* A kernel too large for the interpreter's reference (2 * 256^3 = 33.5 MFLOP > 1e7): its
+ * candidates are checked against the default schedule's outputs; all of them compute the
+ * matmul, so all are ok (a broken reference would make them wrong_result). */
+START_TEST(test_large_kernel_compiled_reference) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  task tk = task_new(ctx,
+                     "def @main(%a: Tensor[(256, 256), float32], %b: Tensor[(256, 256), float32]) {\n"
+                     "  nn.matmul(%a, %b)\n"
+                     "}\n");
+  tune_search_opts o = quick_opts();
+  o.trials = 6;
+  o.measure_batch = 3;
+  o.population = 3;
+  o.eps_random = 0.5;
+  tune_search_result r;
+  ck_ok(ctx, tune_search(ctx, tk.f, &tk.host, NULL, &o, &r));
+  ck_assert_int_eq(r.trials, 6);
+  ck_assert_msg(r.failures[TUNE_STATUS_OK] == 6, "ok %d, wrong %d, build %d, run %d",
+                r.failures[TUNE_STATUS_OK], r.failures[TUNE_STATUS_WRONG_RESULT],
+                r.failures[TUNE_STATUS_BUILD_ERROR], r.failures[TUNE_STATUS_RUN_ERROR]);
+  tune_search_result_clear(ctx, &r);
+  task_free(&tk);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 START_TEST(test_same_seed_same_candidates) {
   kiln_context *ctx = kiln_test_new_ctx();
   task tk = task_new(ctx, MATMUL);
@@ -674,6 +700,7 @@ static Suite *make_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_matmul_search_and_warm_start);
+  tcase_add_test(tc, test_large_kernel_compiled_reference);
   tcase_add_test(tc, test_same_seed_same_candidates);
   tcase_add_test(tc, test_timeouts_recorded_search_goes_on);
   tcase_add_test(tc, test_reproducible_over_rounds);
