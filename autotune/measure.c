@@ -33,7 +33,7 @@
 tune_measure_opts tune_measure_opts_default(void) {
   tune_measure_opts o = {.warmup = 1, .min_repeats = 3, .min_seconds = 0.05, .timeout_s = 10,
                          .check = true, .rtol = 1e-4, .atol = 1e-5, .atol_of_max = 1e-5,
-                         .seed = 1};
+                         .seed = 1, .flush_bytes = TUNE_FLUSH_BYTES};
   return o;
 }
 
@@ -457,6 +457,20 @@ static double now_s(void) {
  * nothing and touches no context, so the forked worker can run it. */
 int32_t tune_time_calls(const tune_built *k, const kiln_tensor *args, int warmup,
                         int min_repeats, double min_seconds, double *times, int *nsamples) {
+  return tune_time_calls_flushed(k, args, warmup, min_repeats, min_seconds, NULL, 0, times,
+                                 nsamples);
+}
+
+/* Writes every cache line of the flush buffer (volatile: the stores must happen), evicting
+ * what the previous call left in the caches. */
+static void flush_caches(unsigned char *flush, size_t bytes) {
+  volatile unsigned char *p = flush;
+  for (size_t i = 0; i < bytes; i += 64) p[i] = (unsigned char)(p[i] + 1);
+}
+
+int32_t tune_time_calls_flushed(const tune_built *k, const kiln_tensor *args, int warmup,
+                                int min_repeats, double min_seconds, void *flush,
+                                size_t flush_bytes, double *times, int *nsamples) {
   int32_t st = 0;
   for (int w = 0; w < warmup && st == 0; w++) st = k->fn(args, k->nparams);
   int64_t inner = 1;
@@ -470,6 +484,7 @@ int32_t tune_time_calls(const tune_built *k, const kiln_tensor *args, int warmup
   double total = 0;
   int n = 0;
   while (st == 0 && n < TUNE_MAX_REPEATS && (n < min_repeats || total < min_seconds)) {
+    if (flush && inner == 1) flush_caches(flush, flush_bytes);
     double t0 = now_s();
     for (int64_t c = 0; c < inner && st == 0; c++) st = k->fn(args, k->nparams);
     double dt = now_s() - t0;
@@ -513,8 +528,15 @@ static void worker(const tune_built *k, const kiln_tensor *args, const tune_meas
   }
 
   int n = 0;
-  int32_t st = tune_time_calls(k, args, o->warmup, o->min_repeats, o->min_seconds, rep->times,
-                               &n);
+  /* a call slow enough to be timed alone starts from cold caches, as a kernel inside a model
+   * whose other kernels ran in between would */
+  void *flush = MAP_FAILED;
+  if (o->flush_bytes > 0)
+    flush = mmap(NULL, o->flush_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                 0);
+  int32_t st = tune_time_calls_flushed(k, args, o->warmup, o->min_repeats, o->min_seconds,
+                                       flush == MAP_FAILED ? NULL : flush, o->flush_bytes,
+                                       rep->times, &n);
   rep->repeats = n;
   rep->kernel_status = st;
   if (st) snprintf(rep->msg, sizeof rep->msg, "%s", kiln_last_error());

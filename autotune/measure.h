@@ -36,13 +36,20 @@ typedef struct tune_measure_opts {
                          another order (a split reduction, the default schedule's outputs as
                          the reference) differ by about that much */
   uint64_t seed;      /* seeds the random inputs (tune_reference_outputs takes the same) */
+  size_t flush_bytes; /* > 0: before each sample of a kernel timed call by call (calls of
+                         0.1 ms and more), the worker writes this many bytes to evict the
+                         caches, so that weights are read from memory as inside a model
+                         (0: warm caches) */
 } tune_measure_opts;
+
+/* The default flush: larger than the last-level cache of the CPUs kiln tunes for. */
+#define TUNE_FLUSH_BYTES ((size_t)64 << 20)
 
 /* The most timed samples one measurement takes. */
 #define TUNE_MAX_REPEATS 10000
 
 /* warmup 1, min_repeats 3, min_seconds 0.05, timeout 10 s, check on, rtol 1e-4, atol 1e-5,
- * atol_of_max 1e-5, seed 1. */
+ * atol_of_max 1e-5, seed 1, flush_bytes TUNE_FLUSH_BYTES. */
 tune_measure_opts tune_measure_opts_default(void);
 
 typedef struct tune_result {
@@ -81,6 +88,11 @@ const kiln_tir_module *tune_built_lowered(const tune_built *k);
  * tune_measure runs it). */
 int32_t tune_time_calls(const tune_built *k, const kiln_tensor *args, int warmup,
                         int min_repeats, double min_seconds, double *times, int *nsamples);
+/* The same, writing flush[0..flush_bytes) (when flush is not NULL) before each sample taken
+ * of a single call (see tune_measure_opts.flush_bytes). */
+int32_t tune_time_calls_flushed(const tune_built *k, const kiln_tensor *args, int warmup,
+                                int min_repeats, double min_seconds, void *flush,
+                                size_t flush_bytes, double *times, int *nsamples);
 
 /* Statistics of timed samples (seconds): tune_time_summary sorts times[0..n) and fills them
  * (all 0 when n <= 0; stddev is the sample standard deviation, 0 for one sample). */

@@ -348,6 +348,44 @@ START_TEST(test_tolerance_scales_with_max) {
 }
 END_TEST
 
+/* Cache flushing between samples: a kernel slow enough to be timed call by call (an
+ * unscheduled 256 x 256 x 128 matmul, milliseconds) gets the flush buffer written once per
+ * sample (every 64th byte incremented); a batched fast kernel would not. */
+START_TEST(test_flush_between_samples) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  relay_module *m = lh_parse(ctx,
+                             "def @main(%a: Tensor[(256, 128), float32], %b: Tensor[(128, 256), "
+                             "float32]) {\n  nn.matmul(%a, %b)\n}\n");
+  ir_arena *a = ir_arena_new(ctx);
+  ir_func *pf = lh_lower(ctx, m, "main", a);
+  tune_built *k = build(ctx, pf);
+  static float A[256 * 128], B[128 * 256], C[256 * 256];
+  int64_t sa[2] = {256, 128}, sb[2] = {128, 256}, sc[2] = {256, 256};
+  kiln_tensor args[3] = {{A, 1, 0, 2, KILN_FLOAT32, sa, NULL, 0},
+                         {B, 1, 0, 2, KILN_FLOAT32, sb, NULL, 0},
+                         {C, 1, 0, 2, KILN_FLOAT32, sc, NULL, 0}};
+  static unsigned char flush[64 * 1024];
+  static double times[TUNE_MAX_REPEATS];
+  int n = 0;
+  ck_assert_int_eq(tune_time_calls_flushed(k, args, 1, 4, 0, flush, sizeof flush, times, &n), 0);
+  ck_assert_int_eq(n, 4);
+  for (size_t i = 0; i < sizeof flush; i += 64) ck_assert_int_eq(flush[i], 4);
+  ck_assert_int_eq(flush[1], 0); /* one write per cache line */
+  for (int i = 0; i < n; i++) ck_assert(times[i] >= 1e-4);
+  /* and through a forked worker: still ok */
+  tune_measure_opts o = quick_opts();
+  o.flush_bytes = 1 << 20;
+  tune_result r;
+  ck_ok(ctx, tune_measure(ctx, k, pf, &o, NULL, &r));
+  ck_assert_msg(r.status == TUNE_OK, "%s", r.error);
+  ck_assert_uint_eq(tune_measure_opts_default().flush_bytes, TUNE_FLUSH_BYTES);
+  tune_built_free(k);
+  ir_arena_free(a);
+  relay_module_free(m);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 START_TEST(test_argument_error) {
   kiln_context *ctx = kiln_test_new_ctx();
   kiln_tir_module *built_from = parse_tir(ctx, twice_text);
@@ -519,6 +557,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_wrong_result);
   tcase_add_test(tc, test_capture_outputs_as_reference);
   tcase_add_test(tc, test_tolerance_scales_with_max);
+  tcase_add_test(tc, test_flush_between_samples);
   tcase_add_test(tc, test_argument_error);
   tcase_add_test(tc, test_unmeasurable);
   tcase_add_test(tc, test_build_error);
