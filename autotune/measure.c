@@ -372,6 +372,25 @@ void tune_reference_free(kiln_context *ctx, tune_reference *r) {
   ir_free(ctx, r, sizeof *r);
 }
 
+/* An empty reference for nout outputs (data and bytes zeroed); NULL when memory runs out. */
+static tune_reference *reference_new(kiln_context *ctx, int nout) {
+  tune_reference *r = ir_malloc(ctx, sizeof *r);
+  if (!r) return NULL;
+  memset(r, 0, sizeof *r);
+  r->nout = nout;
+  if (nout) {
+    r->data = ir_malloc(ctx, sizeof(void *) * (size_t)nout);
+    r->bytes = ir_malloc(ctx, sizeof(size_t) * (size_t)nout);
+    if (!r->data || !r->bytes) {
+      tune_reference_free(ctx, r);
+      return NULL;
+    }
+    memset(r->data, 0, sizeof(void *) * (size_t)nout);
+    memset(r->bytes, 0, sizeof(size_t) * (size_t)nout);
+  }
+  return r;
+}
+
 /* The interpreter runs on plain context memory; inputs come from fill_input exactly as
  * tune_measure makes them, outputs start from the same pattern. */
 kiln_status tune_reference_outputs(kiln_context *ctx, const ir_func *f, uint64_t seed,
@@ -385,20 +404,11 @@ kiln_status tune_reference_outputs(kiln_context *ctx, const ir_func *f, uint64_t
   if (st) return st;
   int nout = 0;
   for (int i = 0; i < ps.n; i++) nout += ps.p[i].output;
-  tune_reference *r = ir_malloc(ctx, sizeof *r);
-  if (r) memset(r, 0, sizeof *r);
+  tune_reference *r = reference_new(ctx, nout);
   void **args = ps.n ? ir_malloc(ctx, sizeof(void *) * (size_t)ps.n) : NULL;
   if (args) memset(args, 0, sizeof(void *) * (size_t)ps.n);
   st = KILN_ERR_NOMEM;
   if (!r || (ps.n && !args)) goto fail;
-  r->nout = nout;
-  if (nout) {
-    r->data = ir_malloc(ctx, sizeof(void *) * (size_t)nout);
-    r->bytes = ir_malloc(ctx, sizeof(size_t) * (size_t)nout);
-    if (!r->data || !r->bytes) goto fail;
-    memset(r->data, 0, sizeof(void *) * (size_t)nout);
-    memset(r->bytes, 0, sizeof(size_t) * (size_t)nout);
-  }
   for (int i = 0, o = 0; i < ps.n; i++) {
     void *d = ir_malloc(ctx, ps.p[i].bytes ? ps.p[i].bytes : 1);
     if (!d) goto fail;
@@ -653,20 +663,8 @@ kiln_status tune_measure(kiln_context *ctx, const tune_built *k, const ir_func *
 static tune_reference *copy_outputs(kiln_context *ctx, const params *ps, const kiln_tensor *args) {
   int nout = 0;
   for (int i = 0; i < ps->n; i++) nout += ps->p[i].output;
-  tune_reference *r = ir_malloc(ctx, sizeof *r);
+  tune_reference *r = reference_new(ctx, nout);
   if (!r) return NULL;
-  memset(r, 0, sizeof *r);
-  r->nout = nout;
-  if (nout) {
-    r->data = ir_malloc(ctx, sizeof(void *) * (size_t)nout);
-    r->bytes = ir_malloc(ctx, sizeof(size_t) * (size_t)nout);
-    if (!r->data || !r->bytes) {
-      tune_reference_free(ctx, r);
-      return NULL;
-    }
-    memset(r->data, 0, sizeof(void *) * (size_t)nout);
-    memset(r->bytes, 0, sizeof(size_t) * (size_t)nout);
-  }
   for (int i = 0, o = 0; i < ps->n; i++) {
     if (!ps->p[i].output) continue;
     size_t bytes = ps->p[i].bytes;

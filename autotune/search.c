@@ -643,13 +643,10 @@ static kiln_status make_reference(search *s) {
     o.min_seconds = 0;
     tune_result r;
     st = tune_measure_capture(s->ctx, k, s->def->func, &o, NULL, &r, &s->ref);
-    if (!st && !s->ref) st = KILN_ERR_RUNTIME; /* the default failed: fall back */
-  } else if (!st) {
-    st = KILN_ERR_RUNTIME; /* small: the interpreter */
   }
   tune_built_free(k);
   if (st == KILN_ERR_NOMEM) return st;
-  if (st) ir_clear_error(s->ctx);
+  if (st) ir_clear_error(s->ctx); /* the default schedule failed: the interpreter it is */
   if (s->ref) return KILN_OK;
   return tune_reference_outputs(s->ctx, s->f, s->o.measure.seed, &s->ref);
 }

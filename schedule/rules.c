@@ -44,7 +44,7 @@ enum { PARALLEL_MIN_WORK = 4096, MAX_LOOPS = 32 };
     else if ((st) != KILN_OK) return (st);                           \
   } while (0)
 
-static const char *annot_str(const ir_block *b, const char *key) {
+const char *sch_block_annot(const ir_block *b, const char *key) {
   for (int i = 0; i < b->nannots; i++)
     if (strcmp(b->annots[i]->key, key) == 0) {
       const ir_str_imm *v = ir_as_str(b->annots[i]->value);
@@ -74,18 +74,18 @@ static bool is_tileable_op(const char *op) {
 }
 
 static bool is_pad_stage(const ir_block *b) {
-  const char *st = annot_str(b, "stage");
+  const char *st = sch_block_annot(b, "stage");
   return st && strcmp(st, "pad") == 0;
 }
 
 /* A block the tile rule takes: a reduction of a tileable op that is not its padding. */
 static bool is_tile_block(const ir_block *b) {
-  return has_reduce(b) && !is_pad_stage(b) && is_tileable_op(annot_str(b, "op"));
+  return has_reduce(b) && !is_pad_stage(b) && is_tileable_op(sch_block_annot(b, "op"));
 }
 
 static bool is_injective(const ir_block *b) {
   if (sch_conv_is_layout_copy(b)) return true; /* rules_conv.c */
-  const char *p = annot_str(b, "pattern");
+  const char *p = sch_block_annot(b, "pattern");
   if (!p) return !has_reduce(b) && !b->init;
   return !has_reduce(b) && (strcmp(p, "elemwise") == 0 || strcmp(p, "broadcast") == 0 ||
                             strcmp(p, "injective") == 0);
@@ -638,7 +638,7 @@ kiln_status sch_apply_default_rules(sch_schedule *s, const sch_target_info *t) {
     if (!exists) continue;
     const ir_block *b = r->block;
     if (!is_injective(b) || b->nwrites != 1 || is_param(s->func, b->writes[0]->buffer)) continue;
-    if (is_pad_stage(b) && is_tileable_op(annot_str(b, "op"))) continue;
+    if (is_pad_stage(b) && is_tileable_op(sch_block_annot(b, "op"))) continue;
     sch_rv rv;
     if ((st = sch_get_block(s, nl->names[i], &rv))) goto out;
     st = sch_compute_inline(s, rv);

@@ -9,17 +9,8 @@
 
 #include "schedule/rules_internal.h"
 
-static const char *annot(const ir_block *b, const char *key) {
-  for (int i = 0; i < b->nannots; i++)
-    if (strcmp(b->annots[i]->key, key) == 0) {
-      const ir_str_imm *v = ir_as_str(b->annots[i]->value);
-      return v ? v->value : NULL;
-    }
-  return NULL;
-}
-
 static bool is_conv_stage(const ir_block *b, const char *stage) {
-  const char *op = annot(b, "op"), *st = annot(b, "stage");
+  const char *op = sch_block_annot(b, "op"), *st = sch_block_annot(b, "stage");
   return op && st && strcmp(op, "nn.conv2d") == 0 && strcmp(st, stage) == 0;
 }
 

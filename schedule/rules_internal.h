@@ -5,6 +5,10 @@
 
 #include "schedule/schedule.h"
 
+/* The string annotation `key` of block b (NULL when absent or not a string): "op", "stage",
+ * "pattern" as the lowering sets them (relay/lower.c). Defined in rules.c. */
+const char *sch_block_annot(const ir_block *b, const char *key);
+
 /* Whether b is the copy of a channel-last conv2d's accumulator to its NCHW result (the
  * "conv2d_nchw" stage, relay/op/nn.c): injective, so rule 1 inlines it into the fused
  * epilogue like any elementwise producer, although its op (nn.conv2d) is not. */
