@@ -3,6 +3,7 @@
  * kiln_tune_progress) and kiln_db_* (the tuning database of autotune/database.h, listed as
  * JSON: hashes and seeds as 16 hex digits, traces embedded as JSON values). */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,11 +32,12 @@ static kiln_status read_target(kiln_context *ctx, const char *target, tgt_target
 typedef struct progress_bridge {
   kiln_tune_progress_fn fn;
   void *ud;
+  volatile sig_atomic_t stop; /* the callback asked to stop (tune_model_opts.stop) */
 } progress_bridge;
 
 /* tune_model_progress -> kiln_tune_progress (the public struct names the same facts). */
 static void forward_progress(void *ud, const tune_model_progress *p) {
-  const progress_bridge *b = ud;
+  progress_bridge *b = ud;
   kiln_tune_progress q = {
       .round = p->round,
       .trials = p->trials,
@@ -50,7 +52,7 @@ static void forward_progress(void *ud, const tune_model_progress *p) {
       .default_latency_s = p->default_latency_s,
       .elapsed_s = p->elapsed_s,
   };
-  b->fn(b->ud, &q);
+  if (b->fn(b->ud, &q) != 0) b->stop = 1;
 }
 
 KILN_API kiln_status kiln_tune(kiln_relay_module *m, int nbuckets, const kiln_bucket *buckets,
@@ -73,10 +75,11 @@ KILN_API kiln_status kiln_tune(kiln_relay_module *m, int nbuckets, const kiln_bu
   mo.trials = opts->trials > 0 ? opts->trials : 64;
   mo.time_budget_s = opts->time_budget_s > 0 ? opts->time_budget_s : 0;
   mo.seed = opts->seed ? opts->seed : 1;
-  progress_bridge bridge = {opts->progress, opts->progress_ud};
+  progress_bridge bridge = {opts->progress, opts->progress_ud, 0};
   if (opts->progress) {
     mo.progress = forward_progress;
     mo.progress_ud = &bridge;
+    mo.stop = &bridge.stop;
   }
   tune_db *db = NULL;
   if ((st = tune_db_open(ctx, opts->db_path, &db))) return st;

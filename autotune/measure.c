@@ -467,7 +467,7 @@ static double now_s(void) {
  * nothing and touches no context, so the forked worker can run it. */
 int32_t tune_time_calls(const tune_built *k, const kiln_tensor *args, int warmup,
                         int min_repeats, double min_seconds, double *times, int *nsamples) {
-  return tune_time_calls_flushed(k, args, warmup, min_repeats, min_seconds, NULL, 0, times,
+  return tune_time_calls_flushed(k, args, warmup, min_repeats, min_seconds, NULL, 0, 0, times,
                                  nsamples);
 }
 
@@ -480,9 +480,20 @@ static void flush_caches(unsigned char *flush, size_t bytes) {
 
 int32_t tune_time_calls_flushed(const tune_built *k, const kiln_tensor *args, int warmup,
                                 int min_repeats, double min_seconds, void *flush,
-                                size_t flush_bytes, double *times, int *nsamples) {
+                                size_t flush_bytes, double slow_cutoff_s, double *times,
+                                int *nsamples) {
   int32_t st = 0;
-  for (int w = 0; w < warmup && st == 0; w++) st = k->fn(args, k->nparams);
+  *nsamples = 0;
+  for (int w = 0; w < (warmup > 0 ? warmup : slow_cutoff_s > 0) && st == 0; w++) {
+    double t0 = now_s();
+    st = k->fn(args, k->nparams);
+    double dt = now_s() - t0;
+    if (w == 0 && st == 0 && slow_cutoff_s > 0 && dt > slow_cutoff_s) {
+      times[0] = dt; /* hopeless: this call is its time */
+      *nsamples = 1;
+      return 0;
+    }
+  }
   int64_t inner = 1;
   while (st == 0 && inner < ((int64_t)1 << 40)) {
     double t0 = now_s();
@@ -523,6 +534,9 @@ static void worker(const tune_built *k, const kiln_tensor *args, const tune_meas
     sa.sa_handler = SIG_DFL;
     sigaction(deadly[i], &sa, NULL);
   }
+  /* Ctrl-C in a terminal signals the whole process group: the tuner decides when to stop
+   * (after this measurement, recorded as what it is), not a worker dying of SIGINT. */
+  signal(SIGINT, SIG_IGN);
   /* Safety nets should the parent fail to kill us at the deadline: a wall-clock alarm and a
    * CPU-time limit (CPU time of all threads adds up, hence the thread count). */
   double limit = o->timeout_s + 2;
@@ -546,7 +560,7 @@ static void worker(const tune_built *k, const kiln_tensor *args, const tune_meas
                  0);
   int32_t st = tune_time_calls_flushed(k, args, o->warmup, o->min_repeats, o->min_seconds,
                                        flush == MAP_FAILED ? NULL : flush, o->flush_bytes,
-                                       rep->times, &n);
+                                       o->slow_cutoff_s, rep->times, &n);
   rep->repeats = n;
   rep->kernel_status = st;
   if (st) snprintf(rep->msg, sizeof rep->msg, "%s", kiln_last_error());

@@ -40,6 +40,10 @@ typedef struct tune_measure_opts {
                          0.1 ms and more), the worker writes this many bytes to evict the
                          caches, so that weights are read from memory as inside a model
                          (0: warm caches) */
+  double slow_cutoff_s; /* > 0: when the first call (the first warmup call) takes longer than
+                           this, that call is the only sample (repeats 1) and timing stops:
+                           a candidate far slower than the best one found is not worth
+                           seconds of repeats (the search sets it; 0: off) */
 } tune_measure_opts;
 
 /* The default flush: larger than the last-level cache of the CPUs kiln tunes for. */
@@ -48,8 +52,12 @@ typedef struct tune_measure_opts {
 /* The most timed samples one measurement takes. */
 #define TUNE_MAX_REPEATS 10000
 
+/* The shortest time limit the search's slow-candidate rule (tune_search_opts.slow_factor)
+ * gives a candidate. */
+#define TUNE_SLOW_MIN_TIMEOUT_S 2.0
+
 /* warmup 1, min_repeats 3, min_seconds 0.05, timeout 10 s, check on, rtol 1e-4, atol 1e-5,
- * atol_of_max 1e-5, seed 1, flush_bytes TUNE_FLUSH_BYTES. */
+ * atol_of_max 1e-5, seed 1, flush_bytes TUNE_FLUSH_BYTES, slow_cutoff_s 0. */
 tune_measure_opts tune_measure_opts_default(void);
 
 typedef struct tune_result {
@@ -89,10 +97,14 @@ const kiln_tir_module *tune_built_lowered(const tune_built *k);
 int32_t tune_time_calls(const tune_built *k, const kiln_tensor *args, int warmup,
                         int min_repeats, double min_seconds, double *times, int *nsamples);
 /* The same, writing flush[0..flush_bytes) (when flush is not NULL) before each sample taken
- * of a single call (see tune_measure_opts.flush_bytes). */
+ * of a single call (see tune_measure_opts.flush_bytes), and, when slow_cutoff_s > 0, stopping
+ * after the first call with that call as the only sample when it took longer than
+ * slow_cutoff_s (see tune_measure_opts.slow_cutoff_s; with warmup 0 the first call is an
+ * extra one). */
 int32_t tune_time_calls_flushed(const tune_built *k, const kiln_tensor *args, int warmup,
                                 int min_repeats, double min_seconds, void *flush,
-                                size_t flush_bytes, double *times, int *nsamples);
+                                size_t flush_bytes, double slow_cutoff_s, double *times,
+                                int *nsamples);
 
 /* Statistics of timed samples (seconds): tune_time_summary sorts times[0..n) and fills them
  * (all 0 when n <= 0; stddev is the sample standard deviation, 0 for one sample). */

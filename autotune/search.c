@@ -5,14 +5,17 @@
  *   parents (best measured) + default trace -> random candidates and mutants (replay)
  *   -> lowered (ir_lower_func) -> features -> cost model scores (+ model-guided generations)
  *   -> batch: forced ones (warm start, default), best predicted, eps at random
- *   -> tune_build + tune_measure (or the measure hook) -> database record -> retrain.
+ *   -> replayed and built, a few at once on builder threads (prebuild) -> tune_measure one
+ *   by one (or the measure hook) -> database record -> retrain.
  * Every random choice comes from one splitmix64 stream seeded by opts->seed, so the run is
  * reproducible given the same measurements. */
 #include "autotune/search.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "autotune/features.h"
 #include "ir/text.h"
@@ -21,7 +24,7 @@
 #include "schedule/schedule.h"
 
 /* How many generation attempts per wanted candidate before giving up on a small space. */
-enum { ATTEMPTS_PER_CANDIDATE = 4, MAX_KNOBS = 16 };
+enum { ATTEMPTS_PER_CANDIDATE = 4, MAX_KNOBS = 16, MAX_BUILD_THREADS = 16 };
 
 /* Knobs: annotations of the default rules whose value is a decision of the design space
  * although the trace records it as a literal (annotate takes no RV): the search mutates the
@@ -54,10 +57,20 @@ typedef struct cand {
   float *feat;     /* tune_feature_count() floats; NULL when the function did not lower */
   double score;    /* cost model prediction (higher: faster) */
   const char *origin; /* "default", "warm", "random", "mutant": for progress lines */
+  struct prebuilt *pre; /* built ahead of its measurement (prebuild), else NULL */
   /* after measurement */
   int status;      /* tune_status */
   double median_s;
 } cand;
+
+/* A candidate replayed and compiled on a builder thread (prebuild). The thread works in a
+ * context of its own (the default allocator), which owns the kernel. */
+typedef struct prebuilt {
+  kiln_context *ctx;
+  tune_built *k;    /* NULL when the replay or the build failed */
+  kiln_status st;   /* that failure's status */
+  char error[512];  /* and its message */
+} prebuilt;
 
 /* A growable array of candidates (context memory). */
 typedef struct cand_list {
@@ -98,6 +111,7 @@ struct tune_search_state {
   bool need_ref;
   tune_cost_model *model;
 
+  int build_threads;   /* candidates built at once (prebuild) */
   cand_list measured;  /* in measurement order */
   cand_list forced;    /* measured before any pick: warm-start records, the default */
   cand_list pool;      /* this round's generated candidates */
@@ -120,7 +134,15 @@ static uint64_t next_rand(search *s) { return ir_splitmix64(&s->rng); }
 static int rand_below(search *s, int k) { return (int)(next_rand(s) % (uint64_t)k); }
 
 
+static void prebuilt_free(search *s, prebuilt *p) {
+  if (!p) return;
+  tune_built_free(p->k);
+  kiln_context_free(p->ctx);
+  ir_free(s->ctx, p, sizeof *p);
+}
+
 static void cand_clear(search *s, cand *c) {
+  prebuilt_free(s, c->pre);
   if (c->json) ir_free(s->ctx, c->json, c->json_len + 1);
   if (c->feat) ir_free(s->ctx, c->feat, sizeof(float) * (size_t)s->nfeat);
   memset(c, 0, sizeof *c);
@@ -651,52 +673,126 @@ static kiln_status make_reference(search *s) {
   return tune_reference_outputs(s->ctx, s->f, s->o.measure.seed, &s->ref);
 }
 
-/* Builds and measures candidate c (its trace replayed again from the JSON, so what is
- * measured is exactly what is stored) and fills r. Only hard errors are returned. */
-static kiln_status measure(search *s, const cand *c, tune_result *r) {
+/* The slow-candidate rule (tune_search_opts.slow_factor): once a candidate is ok, a first
+ * call slower than slow_factor times the best median ends the timing, and the time limit
+ * shrinks to 10 times that cutoff (a full measurement below the cutoff takes about 5 calls
+ * plus the cache flushes), but not below TUNE_SLOW_MIN_TIMEOUT_S nor above the option's. */
+static void slow_limits(const search *s, tune_measure_opts *mo) {
+  double best = s->out->best_median_s;
+  if (!(s->o.slow_factor > 0) || !(best > 0)) return;
+  mo->slow_cutoff_s = s->o.slow_factor * best;
+  double limit = 10 * mo->slow_cutoff_s;
+  if (limit < TUNE_SLOW_MIN_TIMEOUT_S) limit = TUNE_SLOW_MIN_TIMEOUT_S;
+  if (limit < mo->timeout_s) mo->timeout_s = limit;
+}
+
+/* The reference outputs are computed when the task is first measured, not when it is set
+ * up, so that a model tuner with a time budget pays only for the tasks it gets to. */
+static kiln_status ensure_reference(search *s) {
+  if (!s->need_ref) return KILN_OK;
+  s->need_ref = false;
+  return make_reference(s);
+}
+
+/* Replays a trace (JSON) on f and compiles the result for t, all in ctx: touches nothing else
+ * but f and t (read only), so builder threads with contexts of their own run it at once. */
+static kiln_status replay_and_build(kiln_context *ctx, const ir_func *f, const tgt_target *t,
+                                    const char *json, uint64_t seed, tune_built **out) {
+  *out = NULL;
+  ir_arena *a = ir_arena_new(ctx);
+  if (!a) return KILN_ERR_NOMEM;
+  sch_trace tr;
+  kiln_status st = sch_trace_from_json(ctx, a, json, &tr);
+  sch_schedule *sch = NULL;
+  if (!st) {
+    sch = sch_new(ctx, f, seed);
+    st = sch ? sch_replay(sch, &tr, 0, NULL) : (ctx->code ? ctx->code : KILN_ERR_NOMEM);
+  }
+  if (!st) st = tune_build(ctx, t, sch->func, out);
+  sch_free(sch);
+  ir_arena_free(a);
+  return st;
+}
+
+typedef struct build_job {
+  const search *s;
+  cand *c;
+} build_job;
+
+static void *build_main(void *arg) {
+  build_job *j = arg;
+  prebuilt *p = j->c->pre;
+  p->st = replay_and_build(p->ctx, j->s->f, j->s->t, j->c->json, j->c->seed, &p->k);
+  if (p->st) snprintf(p->error, sizeof p->error, "%s", kiln_context_errmsg(p->ctx));
+  return NULL;
+}
+
+/* Builds the first n candidates of v that are not built yet, up to build_threads of them at
+ * once, each on its own thread, in its own context, with its own JIT (this thread builds
+ * one too; a thread that cannot be started leaves its job to this one). Candidates are built
+ * before, never while, one is measured: the timings share the machine with nothing. Only
+ * a hard error (no memory) is returned; a failed build is kept in the candidate. */
+static kiln_status prebuild(search *s, cand *v, int n) {
+  build_job jobs[MAX_BUILD_THREADS];
+  pthread_t th[MAX_BUILD_THREADS];
+  bool started[MAX_BUILD_THREADS] = {false};
+  int nj = 0;
+  for (int i = 0; i < n && nj < s->build_threads; i++) {
+    if (v[i].pre) continue;
+    prebuilt *p = ir_malloc(s->ctx, sizeof *p);
+    if (!p) return KILN_ERR_NOMEM;
+    memset(p, 0, sizeof *p);
+    if (kiln_context_new(&p->ctx)) {
+      ir_free(s->ctx, p, sizeof *p);
+      return ir_fail(s->ctx, IR_NO_SPAN, KILN_ERR_NOMEM,
+                     "tune_search: no memory for a builder's context");
+    }
+    v[i].pre = p;
+    jobs[nj++] = (build_job){s, &v[i]};
+  }
+  for (int i = 1; i < nj; i++) started[i] = pthread_create(&th[i], NULL, build_main, &jobs[i]) == 0;
+  if (nj > 0) build_main(&jobs[0]);
+  for (int i = 1; i < nj; i++) {
+    if (started[i]) pthread_join(th[i], NULL);
+    else build_main(&jobs[i]);
+  }
+  return KILN_OK;
+}
+
+/* Measures candidate c (its trace replayed again from the JSON, so what is measured is
+ * exactly what is stored; built by prebuild unless a measure hook replaces building) and
+ * fills r. Only hard errors are returned. */
+static kiln_status measure(search *s, cand *c, tune_result *r) {
   memset(r, 0, sizeof *r);
+  kiln_status st;
+  if (!s->o.measure_fn) {
+    if ((st = ensure_reference(s)) || (st = prebuild(s, c, 1))) return st;
+    const prebuilt *p = c->pre;
+    if (is_hard(p->st)) return ir_fail(s->ctx, IR_NO_SPAN, p->st, "%s", p->error);
+    if (p->st) {
+      tune_result_fail(r, TUNE_BUILD_ERROR, p->error);
+      return KILN_OK;
+    }
+    const void *const *refs = s->ref ? (const void *const *)s->ref->data : NULL;
+    tune_measure_opts mo = s->o.measure;
+    slow_limits(s, &mo);
+    return tune_measure(s->ctx, p->k, s->f, &mo, refs, r);
+  }
   sch_trace t;
-  kiln_status st = sch_trace_from_json(s->ctx, s->scratch, c->json, &t);
+  st = sch_trace_from_json(s->ctx, s->scratch, c->json, &t);
   sch_schedule *sch = NULL;
   if (!st) {
     sch = sch_new(s->ctx, s->f, c->seed);
     st = sch ? sch_replay(sch, &t, 0, NULL) : (s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM);
   }
   if (st) {
-    sch_free(sch);
-    ir_arena_reset(s->scratch);
-    if (is_hard(st)) return st;
-    tune_result_fail(r, TUNE_BUILD_ERROR, kiln_context_errmsg(s->ctx));
-    ir_clear_error(s->ctx);
-    return KILN_OK;
-  }
-  if (s->o.measure_fn) {
-    st = s->o.measure_fn(s->o.measure_ud, s->ctx, sch->func, c->json, r);
-  } else {
-    /* the reference outputs are computed when the task is first measured, not when it is
-     * set up, so that a model tuner with a time budget pays only for the tasks it gets to */
-    if (s->need_ref) {
-      s->need_ref = false;
-      st = make_reference(s);
-      if (st) {
-        sch_free(sch);
-        ir_arena_reset(s->scratch);
-        return st;
-      }
-    }
-    tune_built *k = NULL;
-    st = tune_build(s->ctx, s->t, sch->func, &k);
-    if (st == KILN_ERR_NOMEM) {
-      /* stop: no memory */
-    } else if (st) {
+    if (!is_hard(st)) {
       tune_result_fail(r, TUNE_BUILD_ERROR, kiln_context_errmsg(s->ctx));
       ir_clear_error(s->ctx);
       st = KILN_OK;
-    } else {
-      const void *const *refs = s->ref ? (const void *const *)s->ref->data : NULL;
-      st = tune_measure(s->ctx, k, sch->func, &s->o.measure, refs, r);
     }
-    tune_built_free(k);
+  } else {
+    st = s->o.measure_fn(s->o.measure_ud, s->ctx, sch->func, c->json, r);
   }
   sch_free(sch);
   ir_arena_reset(s->scratch);
@@ -726,6 +822,8 @@ static kiln_status record(search *s, const cand *c, const tune_result *r) {
 static kiln_status measure_and_keep(search *s, cand *c) {
   tune_result r;
   kiln_status st = measure(s, c, &r);
+  prebuilt_free(s, c->pre); /* the kernel is not needed any more */
+  c->pre = NULL;
   if (!st && (r.status < TUNE_OK || r.status > TUNE_WRONG_RESULT)) {
     st = ir_fail(s->ctx, IR_NO_SPAN, KILN_ERR_INTERNAL,
                  "tune_search: the measurement of candidate %d gave status %d", s->out->trials,
@@ -870,11 +968,19 @@ static kiln_status run_steps(search *s, int max_trials, int *measured) {
       continue;
     }
     if (*measured >= max_trials) break; /* the round goes on in the next step */
+    if (s->o.stop && *s->o.stop) break;   /* asked to stop: the round stays in progress */
     if (!s->picked && s->forced.n == 0) {
       st = round_pick(s);
       continue;
     }
     cand_list *from = s->picked ? &s->picks : &s->forced;
+    if (!s->o.measure_fn && !from->v[0].pre) {
+      /* the next candidates of this step, built at once */
+      int want = s->round_batch - s->round_measured;
+      if (max_trials - *measured < want) want = max_trials - *measured;
+      if (want > from->n) want = from->n;
+      if ((st = ensure_reference(s)) || (st = prebuild(s, from->v, want))) break;
+    }
     cand c = list_take(from, 0);
     if ((st = measure_and_keep(s, &c))) break;
     s->round_measured++;
@@ -1026,6 +1132,7 @@ tune_search_opts tune_search_opts_default(void) {
       .eps_random = 0.2,
       .seed = 1,
       .measure = tune_measure_opts_default(),
+      .slow_factor = 10,
   };
   return o;
 }
@@ -1046,13 +1153,16 @@ kiln_status tune_search_begin(kiln_context *ctx, const ir_func *unscheduled, con
                    "tune_search: NULL function, target, options or result");
   tune_search_opts o = *opts;
   if (o.trials < 1 || o.population < 1 || o.measure_batch < 1 || o.candidates < 0 ||
-      o.generations < 0 || o.warm_start < 0 || !(o.eps_random >= 0 && o.eps_random <= 1))
+      o.generations < 0 || o.warm_start < 0 || !(o.eps_random >= 0 && o.eps_random <= 1) ||
+      o.build_threads < 0 || !(o.slow_factor >= 0))
     return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_MISUSE,
                    "tune_search: bad options for '%s' (trials %d, population %d, "
                    "measure_batch %d, candidates %d, generations %d, warm_start %d, "
-                   "eps_random %g): counts must be >= 1 (candidates, generations, warm_start "
-                   ">= 0) and eps_random in [0, 1]", unscheduled->name, o.trials, o.population,
-                   o.measure_batch, o.candidates, o.generations, o.warm_start, o.eps_random);
+                   "eps_random %g, build_threads %d, slow_factor %g): counts must be >= 1 "
+                   "(candidates, generations, warm_start, build_threads >= 0), eps_random in "
+                   "[0, 1] and slow_factor >= 0", unscheduled->name, o.trials, o.population,
+                   o.measure_batch, o.candidates, o.generations, o.warm_start, o.eps_random,
+                   o.build_threads, o.slow_factor);
   if (o.candidates == 0) o.candidates = 4 * o.measure_batch;
 
   search *s = ir_malloc(ctx, sizeof *s);
@@ -1062,6 +1172,9 @@ kiln_status tune_search_begin(kiln_context *ctx, const ir_func *unscheduled, con
   s->out = &s->res;
   s->rng = o.seed ^ 0x6b696c6e5f747365ull; /* "kiln_tse": decorrelates from schedule seeds */
   s->fopts.num_threads = t->num_cores;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  s->build_threads = o.build_threads > 0 ? o.build_threads : ncpu > 0 ? (int)ncpu : 1;
+  if (s->build_threads > MAX_BUILD_THREADS) s->build_threads = MAX_BUILD_THREADS;
   kiln_status st = KILN_OK;
   s->arena = ir_arena_new(ctx);
   s->scratch = ir_arena_new(ctx);

@@ -10,6 +10,8 @@
 #ifndef KILN_AUTOTUNE_SEARCH_H
 #define KILN_AUTOTUNE_SEARCH_H
 
+#include <signal.h>
+
 #include "autotune/database.h"
 #include "autotune/measure.h"
 #include "ir/node.h"
@@ -43,11 +45,22 @@ typedef struct tune_search_opts {
   void *measure_ud;
   tune_search_measured_fn on_measured; /* NULL: none */
   void *on_measured_ud;
+  double slow_factor;  /* > 0: once a candidate is ok, a later one whose first call takes
+                        * more than slow_factor times the best median so far is timed by that
+                        * call alone (tune_measure_opts.slow_cutoff_s), and its time limit
+                        * shrinks to at most max(TUNE_SLOW_MIN_TIMEOUT_S, 10 * slow_factor *
+                        * best median): hopeless candidates cost one call, not seconds */
+  int build_threads;    /* candidates built (replayed, lowered, compiled by their own JIT)
+                        * at once on threads of their own before they are measured one by
+                        * one (0: the machine's online CPUs; at most 16) */
+  volatile sig_atomic_t *stop; /* NULL, or a flag (a signal handler may set it): once it is
+                        * non-zero no further candidate is measured; a step then returns
+                        * early, the state stays usable */
 } tune_search_opts;
 
 /* trials 64, population 8, candidates 0 (4 * batch), generations 2, measure_batch 8,
  * warm_start 4, eps_random 0.2, seed 1, measure = tune_measure_opts_default(), verbose 0,
- * no hooks. */
+ * no hooks, slow_factor 10, build_threads 0 (one per CPU), no stop flag. */
 tune_search_opts tune_search_opts_default(void);
 
 /* What a search did. Strings are allocated through the context: tune_search_result_clear. */

@@ -293,23 +293,27 @@ static kiln_status run_round(tuner *tn, int i, int want, bool random_pick) {
   return KILN_OK;
 }
 
-/* Whether the time budget is spent. */
-static bool out_of_time(const tuner *tn) {
-  return tn->o.time_budget_s > 0 && elapsed(tn) >= tn->o.time_budget_s;
+/* Why the scheduler stopped early. */
+typedef struct stop_reason {
+  bool time_limited, interrupted;
+} stop_reason;
+
+/* Whether the time budget is spent or the stop flag raised (and which, into *why). */
+static bool must_stop(const tuner *tn, stop_reason *why) {
+  if (tn->o.stop && *tn->o.stop) why->interrupted = true;
+  else if (tn->o.time_budget_s > 0 && elapsed(tn) >= tn->o.time_budget_s) why->time_limited = true;
+  return why->interrupted || why->time_limited;
 }
 
 /* The scheduler: every task once, then rounds by expected gain until the budget, the time or
  * the tasks run out. The first round of a task measures its warm-start records (queued first
  * by its search), the default schedule and per_round - 1 candidates of the search, or its
  * share of the budget left when that is less (at least 1 trial). */
-static kiln_status schedule(tuner *tn, bool *time_limited) {
+static kiln_status schedule(tuner *tn, stop_reason *why) {
   kiln_status st = KILN_OK;
-  *time_limited = false;
+  *why = (stop_reason){false, false};
   for (int i = 0; !st && i < tn->n && tn->trials < tn->o.trials; i++) {
-    if (out_of_time(tn)) {
-      *time_limited = true;
-      return KILN_OK;
-    }
+    if (must_stop(tn, why)) return KILN_OK;
     int share = (tn->o.trials - tn->trials) / (tn->n - i);
     const tune_search_result *sr = tune_search_current(tn->ts[i].search);
     int first = tn->o.per_round + (sr ? sr->warm_started : 0);
@@ -318,10 +322,7 @@ static kiln_status schedule(tuner *tn, bool *time_limited) {
     st = run_round(tn, i, want, false);
   }
   while (!st && tn->trials < tn->o.trials) {
-    if (out_of_time(tn)) {
-      *time_limited = true;
-      break;
-    }
+    if (must_stop(tn, why)) break;
     bool random_pick;
     int i = pick_task(tn, &random_pick);
     if (i < 0) break;
@@ -374,6 +375,7 @@ static kiln_status setup_task(tuner *tn, int i) {
   uint64_t x = tn->o.seed ^ k->in->hash;
   so.seed = ir_splitmix64(&x);
   so.verbose = tn->o.verbose > 1;
+  so.stop = tn->o.stop;
   if (tn->o.measure_fn) {
     so.measure_fn = measure_hook;
     so.measure_ud = k;
@@ -394,7 +396,7 @@ static void tuner_free(tuner *tn) {
 }
 
 /* Builds the report from the tuner's state. */
-static kiln_status make_report(tuner *tn, bool time_limited, tune_model_report **out) {
+static kiln_status make_report(tuner *tn, const stop_reason *why, tune_model_report **out) {
   ir_arena *a = ir_arena_new(tn->ctx);
   if (!a) return KILN_ERR_NOMEM;
   tune_model_report *r = ir_arena_alloc(a, sizeof *r);
@@ -433,7 +435,8 @@ static kiln_status make_report(tuner *tn, bool time_limited, tune_model_report *
   r->rounds = tn->rounds;
   r->bucket_weight = tn->bucket_weight;
   estimate(tn, &r->est_latency_s, &r->default_latency_s, &r->complete);
-  r->time_limited = time_limited;
+  r->time_limited = why->time_limited;
+  r->interrupted = why->interrupted;
   r->elapsed_s = elapsed(tn);
   *out = r;
   return KILN_OK;
@@ -495,9 +498,9 @@ kiln_status tune_model_tasks(kiln_context *ctx, const relay_build_tasks *tasks,
     memset(tn.ts, 0, sizeof(task_state) * (size_t)tn.n);
   }
   for (int i = 0; !st && i < tn.n; i++) st = setup_task(&tn, i);
-  bool time_limited = false;
-  if (!st) st = schedule(&tn, &time_limited);
-  if (!st) st = make_report(&tn, time_limited, out);
+  stop_reason why = {false, false};
+  if (!st) st = schedule(&tn, &why);
+  if (!st) st = make_report(&tn, &why, out);
   tuner_free(&tn);
   return st;
 }
@@ -572,7 +575,8 @@ kiln_status tune_model_report_json(kiln_context *ctx, const tune_model_report *r
   tune_json_string(&sb, db);
   ir_sb_printf(&sb, ", \"trials\": %d, \"rounds\": %d", r->trials, r->rounds);
   json_num_field(&sb, "elapsed_s", r->elapsed_s, 6);
-  ir_sb_printf(&sb, ", \"time_limited\": %s,\n", r->time_limited ? "true" : "false");
+  ir_sb_printf(&sb, ", \"time_limited\": %s, \"interrupted\": %s,\n",
+               r->time_limited ? "true" : "false", r->interrupted ? "true" : "false");
   ir_sb_puts(&sb, " \"bucket_weight\": ");
   tune_json_number(&sb, r->bucket_weight, 17);
   json_num_field(&sb, "default_latency_s", r->default_latency_s, 9);

@@ -50,11 +50,15 @@ typedef struct tune_model_opts {
   void *measure_ud;
   tune_model_progress_fn progress;  /* NULL: none */
   void *progress_ud;
+  volatile sig_atomic_t *stop; /* NULL, or a flag (a SIGINT handler, a progress hook may set
+                          * it): once non-zero, no further candidate is measured and the run
+                          * ends with its report (interrupted), as with the time budget */
   int verbose;           /* 1: a line per round on stderr; 2: the searches' lines too */
 } tune_model_opts;
 
 /* trials 64, no time budget, seed 1, per_round 0, eps_random 0.05, window 3, alpha 0.2,
- * beta 2, search = tune_search_opts_default() (measure_batch 8), no hooks, verbose 0. */
+ * beta 2, search = tune_search_opts_default() (measure_batch 8), no hooks, no stop flag,
+ * verbose 0. */
 tune_model_opts tune_model_opts_default(void);
 
 /* One task's outcome. */
@@ -94,6 +98,7 @@ typedef struct tune_model_report {
   double default_latency_s, est_latency_s;
   bool complete;         /* every task has an ok default and best median */
   bool time_limited;     /* stopped by the time budget */
+  bool interrupted;      /* stopped by the stop flag */
   double elapsed_s;
 } tune_model_report;
 
@@ -123,7 +128,8 @@ void tune_model_report_free(tune_model_report *r);
 
 /* The report as JSON (what `kiln tune --json` prints and kiln_tune returns), a new string in
  * ctx memory (free with kiln_string_free; its length in *len when len is not NULL):
- * {"model", "target", "db", "trials", "rounds", "elapsed_s", "time_limited", "bucket_weight",
+ * {"model", "target", "db", "trials", "rounds", "elapsed_s", "time_limited", "interrupted",
+ *  "bucket_weight",
  *  "default_latency_s", "est_latency_s", "complete", "tasks": [{"name", "summary", "hash"
  *  (16 hex digits), "weight", "ncalls", "flops", "trials", "ok", "failed", "build_error",
  *  "run_error", "timeout", "wrong_result", "warm_started", "default_s", "best_s", "speedup",

@@ -536,13 +536,14 @@ static const char tiny_relay[] =
     "  nn.relu(%0)\n"
     "}\n";
 
-static int nprogress;
-static void on_progress(void *ud, const kiln_tune_progress *p) {
+static int nprogress, budget = 4, stop_after; /* stop_after > 0: stop at that round */
+static int on_progress(void *ud, const kiln_tune_progress *p) {
   ck_assert_ptr_eq(ud, &nprogress);
   ck_assert_int_ge(p->round, 1);
-  ck_assert_int_eq(p->budget, 4);
+  ck_assert_int_eq(p->budget, budget);
   ck_assert_ptr_nonnull(p->task_name);
   nprogress++;
+  return stop_after > 0 && p->round >= stop_after;
 }
 
 /* A parsed JSON document; the test fails when the text is not JSON. */
@@ -598,8 +599,41 @@ START_TEST(test_tune_and_db) {
   ck_assert_int_eq((int)num_field(task, "ok") + (int)num_field(task, "failed"), 4);
   ck_assert(num_field(task, "best_s") > 0);
   ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(task, "error")));
+  ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rep, "interrupted")));
   cJSON_Delete(rep);
   kiln_string_free(ctx, report);
+
+  /* the progress callback stops the run by returning non-zero: after that round, with the
+   * report of what was measured (into a database of its own, not to change the counts
+   * below) */
+  char db3[80];
+  snprintf(db3, sizeof db3, "%s/stop.db", dir);
+  o.db_path = db3;
+  o.trials = budget = 200;
+  stop_after = 1;
+  nprogress = 0;
+  ck_ok(ctx, kiln_tune(r, 0, NULL, &o, &report));
+  ck_assert_int_eq(nprogress, 1);
+  rep = parse_json(report);
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rep, "interrupted")));
+  ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rep, "time_limited")));
+  int stopped_at = (int)num_field(rep, "trials");
+  ck_assert_int_ge(stopped_at, 1);
+  ck_assert_int_le(stopped_at, 8); /* one round */
+  cJSON_Delete(rep);
+  kiln_string_free(ctx, report);
+  kiln_db *sdb = NULL;
+  char *sj = NULL;
+  ck_ok(ctx, kiln_db_open(ctx, db3, &sdb));
+  ck_ok(ctx, kiln_db_records_json(sdb, NULL, &sj));
+  cJSON *srecs = parse_json(sj);
+  ck_assert_int_eq(cJSON_GetArraySize(srecs), stopped_at); /* every measurement recorded */
+  cJSON_Delete(srecs);
+  kiln_string_free(ctx, sj);
+  kiln_db_close(sdb);
+  o.db_path = db1;
+  o.trials = budget = 4;
+  stop_after = 0;
 
   /* options: the database is required */
   o.db_path = NULL;

@@ -350,7 +350,8 @@ END_TEST
 
 /* Cache flushing between samples: a kernel slow enough to be timed call by call (an
  * unscheduled 256 x 256 x 128 matmul, milliseconds) gets the flush buffer written once per
- * sample (every 64th byte incremented); a batched fast kernel would not. */
+ * sample (every 64th byte incremented); a batched fast kernel would not. The slow cutoff
+ * stops a kernel slower than it after its first call. */
 START_TEST(test_flush_between_samples) {
   kiln_context *ctx = kiln_test_new_ctx();
   relay_module *m = lh_parse(ctx,
@@ -367,7 +368,8 @@ START_TEST(test_flush_between_samples) {
   static unsigned char flush[64 * 1024];
   static double times[TUNE_MAX_REPEATS];
   int n = 0;
-  ck_assert_int_eq(tune_time_calls_flushed(k, args, 1, 4, 0, flush, sizeof flush, times, &n), 0);
+  ck_assert_int_eq(
+      tune_time_calls_flushed(k, args, 1, 4, 0, flush, sizeof flush, 0, times, &n), 0);
   ck_assert_int_eq(n, 4);
   for (size_t i = 0; i < sizeof flush; i += 64) ck_assert_int_eq(flush[i], 4);
   ck_assert_int_eq(flush[1], 0); /* one write per cache line */
@@ -379,6 +381,23 @@ START_TEST(test_flush_between_samples) {
   ck_ok(ctx, tune_measure(ctx, k, pf, &o, NULL, &r));
   ck_assert_msg(r.status == TUNE_OK, "%s", r.error);
   ck_assert_uint_eq(tune_measure_opts_default().flush_bytes, TUNE_FLUSH_BYTES);
+
+  /* the slow cutoff: a first call longer than it is the only sample (no flush, no repeats),
+   * with or without warmup calls; a cutoff the call stays below changes nothing */
+  memset(flush, 0, sizeof flush);
+  for (int warmup = 0; warmup <= 2; warmup++) {
+    ck_assert_int_eq(
+        tune_time_calls_flushed(k, args, warmup, 4, 0, flush, sizeof flush, 1e-7, times, &n), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert(times[0] > 1e-7);
+  }
+  ck_assert_int_eq(flush[0], 0);
+  ck_assert_int_eq(tune_time_calls_flushed(k, args, 1, 4, 0, NULL, 0, 100, times, &n), 0);
+  ck_assert_int_eq(n, 4);
+  o.slow_cutoff_s = 1e-7;
+  ck_ok(ctx, tune_measure(ctx, k, pf, &o, NULL, &r));
+  ck_assert_msg(r.status == TUNE_OK && r.repeats == 1 && r.median_s > 1e-7, "%s", r.error);
+  ck_assert(tune_measure_opts_default().slow_cutoff_s == 0);
   tune_built_free(k);
   ir_arena_free(a);
   relay_module_free(m);

@@ -7,7 +7,9 @@
  * bucket weights); a short real tuning run fills the database, and kiln_compile with it takes
  * the schedules from there and still computes what the reference interpreter computes; the
  * `kiln tune` command line works end to end. */
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1155,6 +1157,93 @@ START_TEST(test_cli) {
 }
 END_TEST
 
+static int no_sigint_record(void *ud, const tune_record *r) {
+  int *n = ud;
+  ck_assert_msg(!r->error || !strstr(r->error, "SIGINT"), "a worker died of SIGINT: %s",
+                r->error);
+  ++*n;
+  return 0;
+}
+
+/* Ctrl-C in a terminal: SIGINT to the whole process group of a running `kiln tune` (its
+ * measurement workers included): it stops after the measurement in progress, prints the
+ * table marked "(interrupted)" and exits 130; every trial it counted is in the database,
+ * none recorded as a worker killed by SIGINT. */
+START_TEST(test_cli_interrupt) {
+  char dir[64];
+  strcpy(dir, "/tmp/kiln-tune-int-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char model[600], db[600], outp[600], errp[600], exe[1200];
+  snprintf(model, sizeof model, "%s/model.relay", dir);
+  snprintf(db, sizeof db, "%s/t.db", dir);
+  snprintf(outp, sizeof outp, "%s/out.txt", dir);
+  snprintf(errp, sizeof errp, "%s/err.txt", dir);
+  kiln_exe(exe, sizeof exe);
+  char *text = model_text();
+  FILE *f = fopen(model, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  free(text);
+
+  int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* there before it writes */
+  int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ck_assert(fo >= 0 && fe >= 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    setpgid(0, 0);
+    if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0) _exit(126);
+    for (int fd = 3; fd < 1024; fd++) close(fd); /* nothing of Check's own plumbing */
+    execl(exe, exe, "tune", model, "--db", db, "--bucket", "x=1x2x6x6", "--bucket",
+          "x=3x2x6x6", "--trials", "100000", "--per-round", "4", (char *)NULL);
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  close(fo);
+  close(fe);
+  /* the first progress lines, then Ctrl-C */
+  bool started = false;
+  for (int i = 0; i < 2400 && !started; i++) {
+    char *err = kiln_test_read_file(errp, NULL);
+    started = err && strstr(err, "task 8/8"); /* every kernel had its first round */
+    free(err);
+    if (!started) nanosleep(&(struct timespec){0, 50000000}, NULL);
+  }
+  if (!started) kill(-pid, SIGKILL);
+  ck_assert_msg(started, "kiln tune showed no progress in 120 s");
+  ck_assert_int_eq(kill(-pid, SIGINT), 0);
+  int ws;
+  ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+  char *out = read_out(dir, "out.txt"), *err = read_out(dir, "err.txt");
+  ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 130, "status %d: %s", ws, err);
+  ck_assert_msg(strstr(err, "stopping after the current measurement"), "%s", err);
+  const char *head = strstr(out, "tuned 8 kernels");
+  ck_assert_msg(head && strstr(out, "(interrupted)") && strstr(out, "database:"), "%s", out);
+  const char *colon = strstr(head, "cores): ");
+  ck_assert_ptr_nonnull(colon);
+  int trials = atoi(colon + strlen("cores): "));
+  ck_assert_int_ge(trials, 8);
+  ck_assert_int_lt(trials, 100000);
+  free(out);
+  free(err);
+
+  kiln_context *ctx = kiln_test_new_ctx();
+  tune_db *d = NULL;
+  ck_ok(ctx, tune_db_open(ctx, db, &d));
+  int n = 0;
+  int64_t skipped = -1;
+  ck_ok(ctx, tune_db_list_records(d, false, 0, NULL, no_sigint_record, &n, &skipped));
+  ck_assert_int_eq(skipped, 0);
+  ck_assert_int_eq(n, trials);
+  tune_db_close(d);
+  kiln_test_done_ctx(ctx);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* An allocation failing anywhere in a small fake-measured tuning run gives KILN_ERR_NOMEM
  * with nothing leaked, or a run that succeeds where a callee recovers from the failure (a
  * task may then be left out). Every allocation early on is tried, then every 7th. */
@@ -1261,6 +1350,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_model_tasks_weights);
   tcase_add_test(tc, test_real_tune_then_compile);
   tcase_add_test(tc, test_cli);
+  tcase_add_test(tc, test_cli_interrupt);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -8,6 +8,7 @@
  * kiln.c calls kiln_cmd_tune with the arguments after "tune". */
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,10 @@ static const char tune_usage[] =
     "  of weight x best median, divided by the sum of the bucket weights). The final table\n"
     "  has, per kernel: calls per inference (weight), trials, default and best median,\n"
     "  speedup and GFLOP/s; then the estimated latency with default and tuned schedules.\n"
-    "  Exit status: 0 done, 1 failure (named on stderr), 2 usage error.\n";
+    "  Ctrl-C (SIGINT) or SIGTERM stops after the measurement in progress: every measurement\n"
+    "  so far is in the database and the table is printed; a second Ctrl-C quits at once\n"
+    "  (the database keeps every committed record).\n"
+    "  Exit status: 0 done, 1 failure (named on stderr), 2 usage error, 130 interrupted.\n";
 
 enum { MAX_BUCKETS = KILN_TOOL_MAX_BUCKETS };
 
@@ -177,7 +181,9 @@ static void print_table(const tune_cli *o, const tgt_target *t, const tune_model
   char b1[32], b2[32], b3[32];
   printf("tuned %d kernels of %s for %s (%s, %d cores): %d trials in %d rounds, %.1f s%s\n",
          r->ntasks, o->model, t->cpu, t->triple, t->num_cores, r->trials, r->rounds,
-         r->elapsed_s, r->time_limited ? " (time budget reached)" : "");
+         r->elapsed_s, r->interrupted    ? " (interrupted)"
+                       : r->time_limited ? " (time budget reached)"
+                                         : "");
   printf("%-3s %-40s %8s %7s %12s %12s %8s %9s\n", "#", "kernel", "weight", "trials",
          "default us", "best us", "speedup", "GFLOP/s");
   for (int i = 0; i < r->ntasks; i++) {
@@ -218,6 +224,32 @@ static int print_json(kiln_context *ctx, const tune_cli *o, const tgt_target *t,
 
 /* ---- The command ---------------------------------------------------------------------- */
 
+/* Ctrl-C: the first SIGINT (or SIGTERM) raises the tuner's stop flag, which it reads before
+ * each measurement and each round; the handler then gives way to the default action
+ * (SA_RESETHAND), so a second one ends the process. Measurement workers ignore SIGINT
+ * (autotune/measure.c), so the candidate being timed finishes and is recorded as what it
+ * is, not as a crash. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  stop_requested = 1;
+  static const char msg[] = "\nkiln tune: stopping after the current measurement (press Ctrl-C "
+                            "again to quit now)\n";
+  ssize_t unused = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)unused;
+}
+
+static void catch_stop_signals(bool on) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on ? on_stop_signal : SIG_DFL;
+  sa.sa_flags = on ? SA_RESETHAND | SA_RESTART : 0;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
 static int fail_ctx(kiln_context *ctx, const char *what) {
   fprintf(stderr, "kiln tune: %s: %s\n", what, kiln_context_errmsg(ctx));
   return 1;
@@ -252,8 +284,12 @@ static int run_tune(kiln_context *ctx, const tune_cli *o) {
     mo.progress = show_progress;
     mo.progress_ud = &ps;
   }
+  stop_requested = 0;
+  mo.stop = &stop_requested;
+  catch_stop_signals(true);
   kiln_status st = tune_model(ctx, relay_api_module(mod), o->nbuckets, buckets, &t, db, &mo,
                               &rep);
+  catch_stop_signals(false);
   if (ps.tty && ps.last_len) fputc('\n', stderr);
   if (st) {
     rc = fail_ctx(ctx, o->model);
@@ -267,7 +303,7 @@ static int run_tune(kiln_context *ctx, const tune_cli *o) {
   } else {
     print_table(o, &t, rep);
   }
-  rc = fflush(stdout) == 0 ? 0 : 1;
+  rc = fflush(stdout) == 0 ? rep->interrupted ? 130 : 0 : 1;
 done:
   tune_model_report_free(rep);
   tune_db_close(db);

@@ -380,7 +380,10 @@ typedef struct kiln_tune_progress {
   double task_best_s, task_gflops; /* 0 when none ok yet */
   double est_latency_s, default_latency_s, elapsed_s;
 } kiln_tune_progress;
-typedef void (*kiln_tune_progress_fn)(void *ud, const kiln_tune_progress *p);
+/* Called after each scheduling round; a non-zero return stops the tuning there (what was
+ * measured is in the database, the report says "interrupted": true): a way to stop on a
+ * condition of one's own, or on Ctrl-C seen by a caller's signal handler. */
+typedef int (*kiln_tune_progress_fn)(void *ud, const kiln_tune_progress *p);
 
 typedef struct kiln_tune_options {
   const char *target;    /* NULL or "": the host (real measurements need the host) */
@@ -395,8 +398,8 @@ typedef struct kiln_tune_options {
 /* Tunes "main" of m for the buckets (as kiln_compile takes them) and records every
  * measurement in the database; *report_json (free with kiln_string_free; may be NULL) gets
  * the report as `kiln tune --json` prints it: {"model", "target", "db", "trials", "rounds",
- * "elapsed_s", "time_limited", "complete", "default_latency_s", "est_latency_s", "tasks":
- * [{"name", "summary", "hash", "weight", "ncalls", "flops", "trials", "ok", "failed",
+ * "elapsed_s", "time_limited", "interrupted", "complete", "default_latency_s",
+ * "est_latency_s", "tasks": [{"name", "summary", "hash", "weight", "ncalls", "flops", "trials", "ok", "failed",
  * "default_s", "best_s", "speedup", "best_gflops", "exhausted", "error"}]}. m is left as
  * it was. */
 KILN_API kiln_status kiln_tune(kiln_relay_module *m, int nbuckets, const kiln_bucket *buckets,

@@ -109,7 +109,7 @@ class TuneProgress(ctypes.Structure):
                 ("elapsed_s", ctypes.c_double)]
 
 
-TUNE_PROGRESS_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(TuneProgress))
+TUNE_PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(TuneProgress))
 
 
 class TuneOptions(ctypes.Structure):

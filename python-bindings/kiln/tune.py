@@ -10,6 +10,8 @@
 import ctypes
 import json as _json
 import os
+import signal
+import threading
 
 from kiln import _lib
 from kiln.compiler import CBuckets, check_dtypes, export_torch, normalize_buckets
@@ -20,12 +22,15 @@ __all__ = ["TuneReport", "tune", "Database"]
 
 class TuneReport:
     """What kiln_tune reports: .json (the dict), .tasks (one dict per task), .trials,
-    .default_latency_s, .est_latency_s; str() is a readable table."""
+    .default_latency_s, .est_latency_s, .interrupted (stopped by the progress callable),
+    .time_limited; str() is a readable table."""
 
     def __init__(self, report):
         self.json = report
         self.tasks = report.get("tasks", [])
         self.trials = report.get("trials", 0)
+        self.interrupted = bool(report.get("interrupted", False))
+        self.time_limited = bool(report.get("time_limited", False))
         self.default_latency_s = report.get("default_latency_s")
         self.est_latency_s = report.get("est_latency_s")
 
@@ -68,7 +73,14 @@ def tune(model, input_info=None, db="tune.db", target=None, trials=64, time_budg
     """Tunes the model's kernels for the buckets of input_info and records every measurement
     in the database `db` (created when absent). progress: a callable taking one dict per
     round (round, trials, budget, task, ntasks, task_name, task_trials, task_best_s,
-    task_gflops, est_latency_s, default_latency_s, elapsed_s). Returns a TuneReport."""
+    task_gflops, est_latency_s, default_latency_s, elapsed_s); when it returns True the
+    tuning stops after that round (the report's .interrupted is then True). Returns a
+    TuneReport.
+
+    Ctrl-C (KeyboardInterrupt) stops the tuning after the scheduling round in progress (a
+    few measurements): what was measured is in the database, and KeyboardInterrupt is
+    raised once kiln_tune has returned. An exception raised by progress stops it likewise
+    and is raised again."""
     if db is None:
         raise ValueError("tune: db (the database path) is required")
     if not isinstance(trials, int) or trials < 1:
@@ -78,27 +90,41 @@ def tune(model, input_info=None, db="tune.db", target=None, trials=64, time_budg
     m, buckets = _as_relay(model, input_info)
     check_dtypes(m, buckets)
     cb = CBuckets(buckets)
-    errors = []
+    errors = []  # an exception of progress, or KeyboardInterrupt: raised after kiln_tune
+
+    def on_sigint(signum, frame):
+        # Ctrl-C while kiln_tune runs: Python runs this handler when the callback below next
+        # runs Python code (after a round); the callback then asks kiln_tune to stop
+        errors.append(KeyboardInterrupt())
 
     def on_progress(ud, p):
-        if progress is None or errors:
-            return
-        p = p.contents
-        d = {name: getattr(p, name) for name, _ in _lib.TuneProgress._fields_}
-        d["task_name"] = d["task_name"].decode() if d["task_name"] else ""
         try:
-            progress(d)
-        except BaseException as e:  # raised again after kiln_tune returns
+            if errors:
+                return 1
+            if progress is None:
+                return 0
+            p = p.contents
+            d = {name: getattr(p, name) for name, _ in _lib.TuneProgress._fields_}
+            d["task_name"] = d["task_name"].decode() if d["task_name"] else ""
+            return 1 if progress(d) is True or errors else 0
+        except BaseException as e:
             errors.append(e)
+            return 1
 
-    cb_fn = _lib.TUNE_PROGRESS_FN(on_progress) if progress is not None else \
-        _lib.TUNE_PROGRESS_FN()
+    cb_fn = _lib.TUNE_PROGRESS_FN(on_progress)
     opts = _lib.TuneOptions(target.encode() if target else None, os.fsencode(db), trials,
                             float(time_budget) if time_budget else 0.0, int(seed), cb_fn, None)
     ctx = m._ctx
     out = ctypes.c_void_p()
-    ctx.check(ctx.lib.kiln_tune(m._h, cb.n, cb.array if cb.n else None, ctypes.byref(opts),
-                                ctypes.byref(out)))
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    try:
+        st = ctx.lib.kiln_tune(m._h, cb.n, cb.array if cb.n else None, ctypes.byref(opts),
+                               ctypes.byref(out))
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, old_handler)
+    ctx.check(st)
     report = _json.loads(ctx.take_string(out))
     if errors:
         raise errors[0]

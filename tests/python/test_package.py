@@ -12,6 +12,7 @@ cores. libkiln.so comes from $KILN_LIBRARY (set by meson), else build/libkiln.so
 import gc
 import json
 import os
+import signal
 import sys
 import time
 
@@ -763,6 +764,35 @@ def test_tune_torch_module_and_progress_errors(net, tmp_path):
         kiln.tune(net, BUCKETS[:1], db=db, trials=1, progress=stop)
     with pytest.raises(ValueError, match="input_info is required"):
         kiln.tune(net, None, db=db, trials=1)
+
+
+@tuning
+def test_tune_stops_on_request_and_on_ctrl_c(tmp_path):
+    m = kiln.relay.parse(RELAY.replace("(2, 3)", "(8, 32)").replace("(4, 3)", "(16, 32)"))
+    # progress returning True: the run ends after that round, with its report
+    db = str(tmp_path / "stop.db")
+    report = kiln.tune(m, None, db=db, trials=500, progress=lambda p: p["round"] >= 2)
+    assert report.interrupted and not report.time_limited and report.json["interrupted"]
+    assert 2 <= report.trials <= 16
+    with kiln.Database(db) as d:
+        assert len(d.records()) == report.trials  # every measurement is in the database
+
+    # a real SIGINT (Ctrl-C) during tuning: stops after the round, KeyboardInterrupt after
+    db2 = str(tmp_path / "ctrl_c.db")
+    seen = []
+
+    def ctrl_c(p):
+        seen.append(p["trials"])
+        if len(seen) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        kiln.tune(m, None, db=db2, trials=500, progress=ctrl_c)
+    assert len(seen) == 2  # no round after the one Ctrl-C came in
+    with kiln.Database(db2) as d:
+        assert len(d.records()) == seen[-1]
+    # Python's own SIGINT handler is back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @tuning
