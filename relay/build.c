@@ -258,14 +258,15 @@ static kiln_status optimize(builder *b) {
   int ndef = relay_default_pipeline(&def);
   const relay_pass *list[RELAY_MAX_PASS_RECORDS];
   int n = 0;
-  for (int i = 0; i < ndef && n < RELAY_MAX_PASS_RECORDS - 2; i++)
+  for (int i = 0; i < ndef && n < RELAY_MAX_PASS_RECORDS - 3; i++)
     if (def[i] != &relay_pass_fuse_ops) list[n++] = def[i];
-  /* conv2d kernels with constant weights -> HWIO (output channels innermost, so the default
-   * schedule vectorizes over them), the transposes then folded into the stored weights; the
-   * manager skips AlterConvLayout below its opt_level (2). The layout suits every CPU target
-   * kiln generates code for (x86-64, aarch64: vector registers of 4+ lanes), so there is no
-   * target test here (optimize() does not see the target). */
+  /* conv2d kernels with constant weights -> HWIO, dense weights -> [K, N] (output channels
+   * innermost, so the default schedule vectorizes over them), the transposes then folded
+   * into the stored weights; the manager skips both below their opt_level (2). The layouts
+   * suit every CPU target kiln generates code for (x86-64, aarch64: vector registers of 4+
+   * lanes), so there is no target test here (optimize() does not see the target). */
   list[n++] = &relay_pass_alter_conv_layout;
+  list[n++] = &relay_pass_alter_dense_layout;
   list[n++] = &relay_pass_fold_constant;
   relay_pass_ctx pc;
   relay_pass_ctx_init(&pc);

@@ -74,6 +74,7 @@ extern const relay_pass relay_pass_dce;                /* DeadCodeElimination */
 extern const relay_pass relay_pass_fuse_ops;           /* FuseOps */
 extern const relay_pass relay_pass_bind_shapes;        /* BindShapes */
 extern const relay_pass relay_pass_alter_conv_layout;  /* AlterConvLayout (not default) */
+extern const relay_pass relay_pass_alter_dense_layout; /* AlterDenseLayout (not default) */
 
 /* Every pass, for lookups by name and listings. */
 int relay_pass_count(void);

@@ -400,6 +400,20 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
     else spatial[nsp++] = i;
   }
   if (nsp == 0 || nred == 0) return KILN_OK;
+  /* the rows of the tile: the last spatial loop before the columns long enough for a full
+   * tile of rows (8), else the last one longer than 1 (dense on [seq, batch, d] data: the
+   * sequence, not a batch of 1 or 4), moved next to the columns */
+  int rk = nsp - 2;
+  while (rk > 0 && li.extent[spatial[rk]] < 8) rk--;
+  if (rk >= 0 && li.extent[spatial[rk]] < 8) {
+    rk = nsp - 2;
+    while (rk > 0 && li.extent[spatial[rk]] == 1) rk--;
+  }
+  if (rk >= 0 && rk < nsp - 2 && li.extent[spatial[rk]] > 1) {
+    int row = spatial[rk];
+    memmove(&spatial[rk], &spatial[rk + 1], sizeof(int) * (size_t)(nsp - 2 - rk));
+    spatial[nsp - 2] = row;
+  }
 
   /* inner tile: columns (vector axis) and rows */
   int jl = spatial[nsp - 1];

@@ -413,6 +413,52 @@ END_TEST
 
 /* ---- Through kiln_compile ----------------------------------------------------------------- */
 
+/* Compiles text (the build driver runs the layout passes) and checks that the kernels'
+ * workloads name every string of need (NULL-terminated) and no transpose is left, and that
+ * the model's one output matches the interpreter on input x. */
+static void compile_matches_interpreter(const char *t, int xdims, int64_t *xs, float *x,
+                                        int ydims, int64_t *ys, size_t ny,
+                                        const char *const *need) {
+  kiln_relay_module *m = NULL;
+  ck_ok(ctx, kiln_relay_module_parse(ctx, t, strlen(t), &m));
+  kiln_compiled *c = NULL;
+  ck_ok(ctx, kiln_compile(m, 0, NULL, NULL, &c));
+  const void *data;
+  size_t size;
+  ck_ok(ctx, kiln_compiled_bytes(c, &data, &size));
+  rt_artifact *art;
+  ck_assert_int_eq(rt_artifact_open_memory(data, size, "test", &art), KILN_OK);
+  uint64_t n;
+  const char *plan_text = rt_artifact_section(art, RT_SECTION_PLAN, &n);
+  for (int i = 0; need[i]; i++)
+    ck_assert_msg(memmem(plan_text, n, need[i], strlen(need[i])), "no '%s' in %.*s", need[i],
+                  (int)n, plan_text);
+  ck_assert(memmem(plan_text, n, "transpose", 9) == NULL);
+  rt_artifact_close(art);
+  kiln_model *model;
+  ck_ok(ctx, kiln_compiled_load(c, &model));
+  kiln_session *s;
+  ck_ok(NULL, kiln_session_new(model, &s));
+  float *ref = calloc(ny, sizeof(float));
+  kiln_tensor in = {x, 1, 0, xdims, KILN_FLOAT32, xs, NULL, 0};
+  kiln_tensor want = {ref, 1, 0, ydims, KILN_FLOAT32, ys, NULL, 0};
+  ck_ok(ctx, kiln_relay_module_interpret(m, "main", 1, &in, 1, &want));
+  ck_ok(NULL, kiln_session_set_input(s, 0, &in));
+  ck_ok(NULL, kiln_session_run(s));
+  kiln_tensor got;
+  ck_ok(NULL, kiln_session_get_output(s, 0, &got));
+  const float *g = (const float *)((const char *)got.data + got.byte_offset);
+  for (size_t i = 0; i < ny; i++)
+    ck_assert_msg(fabsf(g[i] - ref[i]) <= 1e-4f * (1 + fabsf(ref[i])), "element %zu: %g vs %g",
+                  i, (double)g[i], (double)ref[i]);
+  free(ref);
+  kiln_session_free(s);
+  kiln_model_free(model);
+  kiln_compiled_free(c);
+  kiln_relay_module_free(m);
+}
+
+
 /* conv2d (16 -> 32 channels, constant weights) + bias + relu + a residual conv: the build
  * driver runs AlterConvLayout, so the kernels see HWIO weights and no transpose; the compiled
  * model matches the interpreter. */
@@ -426,58 +472,127 @@ START_TEST(test_compile_with_pass_matches_interpreter) {
   strcat(t, ");\n  %2 = nn.relu(%1);\n  %3 = nn.conv2d(%2, ");
   put_const(t, cap, "(32, 32, 3, 3)", 32 * 32 * 9);
   strcat(t, ", strides=[2, 2], padding=[1, 1, 1, 1]);\n  %3\n}\n");
-  kiln_relay_module *m = NULL;
-  ck_ok(ctx, kiln_relay_module_parse(ctx, t, strlen(t), &m));
-  kiln_compiled *c = NULL;
-  ck_ok(ctx, kiln_compile(m, 0, NULL, NULL, &c));
-
-  /* the kernels' workloads: HWIO weights, no transpose left */
-  const void *data;
-  size_t size;
-  ck_ok(ctx, kiln_compiled_bytes(c, &data, &size));
-  rt_artifact *art;
-  ck_assert_int_eq(rt_artifact_open_memory(data, size, "test", &art), KILN_OK);
-  uint64_t n;
-  const char *plan_text = rt_artifact_section(art, RT_SECTION_PLAN, &n);
-  cJSON *plan = cJSON_ParseWithLength(plan_text, n);
-  ck_assert_ptr_nonnull(plan);
-  int nconv = 0;
-  const cJSON *k;
-  cJSON_ArrayForEach(k, cJSON_GetObjectItem(plan, "kernels")) {
-    const char *wl = cJSON_GetObjectItem(k, "workload")->valuestring;
-    ck_assert_msg(strstr(wl, "transpose") == NULL, "%s", wl);
-    if (strstr(wl, "nn.conv2d")) {
-      nconv++;
-      ck_assert_msg(strstr(wl, "(3,3,16,32)") || strstr(wl, "(3,3,32,32)"), "%s", wl);
-    }
-  }
-  ck_assert_int_eq(nconv, 2);
-  cJSON_Delete(plan);
-  rt_artifact_close(art);
-
-  kiln_model *model;
-  ck_ok(ctx, kiln_compiled_load(c, &model));
-  kiln_session *s;
-  ck_ok(NULL, kiln_session_new(model, &s));
-  static float x[16 * 9 * 10], ref[32 * 5 * 5];
+  static float x[16 * 9 * 10];
   uint64_t r = 9;
   for (int i = 0; i < 16 * 9 * 10; i++) x[i] = (float)lh_rand_uniform(&r, -1, 1);
   int64_t xs[4] = {1, 16, 9, 10}, ys[4] = {1, 32, 5, 5};
-  kiln_tensor in = {x, 1, 0, 4, KILN_FLOAT32, xs, NULL, 0};
-  kiln_tensor want = {ref, 1, 0, 4, KILN_FLOAT32, ys, NULL, 0};
-  ck_ok(ctx, kiln_relay_module_interpret(m, "main", 1, &in, 1, &want));
-  ck_ok(NULL, kiln_session_set_input(s, 0, &in));
-  ck_ok(NULL, kiln_session_run(s));
-  kiln_tensor got;
-  ck_ok(NULL, kiln_session_get_output(s, 0, &got));
-  const float *g = (const float *)((const char *)got.data + got.byte_offset);
-  for (int i = 0; i < 32 * 5 * 5; i++)
-    ck_assert_msg(fabsf(g[i] - ref[i]) <= 1e-4f * (1 + fabsf(ref[i])), "element %d: %g vs %g", i,
-                  (double)g[i], (double)ref[i]);
-  kiln_session_free(s);
-  kiln_model_free(model);
-  kiln_compiled_free(c);
-  kiln_relay_module_free(m);
+  compile_matches_interpreter(t, 4, xs, x, 4, ys, 32 * 5 * 5,
+                              (const char *const[]){"(3,3,16,32)f32", "(3,3,32,32)f32", NULL});
+  free(t);
+}
+END_TEST
+
+/* ---- AlterDenseLayout ----------------------------------------------------------------------- */
+
+/* The dense calls of main's result tuple, in order. */
+static void dense_calls(relay_module *m, int n, relay_call **calls) {
+  relay_func *f = relay_module_get(m, "main");
+  ck_assert_int_eq(f->body->kind, RELAY_TUPLE);
+  relay_tuple *t = (relay_tuple *)f->body;
+  ck_assert_int_eq(t->nfields, n);
+  for (int i = 0; i < n; i++) {
+    ck_assert_int_eq(t->fields[i]->kind, RELAY_CALL);
+    calls[i] = (relay_call *)t->fields[i];
+    ck_assert_str_eq(calls[i]->op, "nn.dense");
+  }
+}
+
+static const char *weight_layout(const relay_call *c) {
+  const relay_attr *a = relay_attr_find(c->nattrs, c->attrs, "weight_layout");
+  return a ? a->s : "NK";
+}
+
+/* Constant [N, K] weights with N >= 16 become KN (the weight transposed, folded by
+ * FoldConstant); 8 output columns, a weight that is an input and a weight already KN are
+ * left; below opt_level 2 nothing changes. */
+START_TEST(test_dense_pass_rewrites_eligible_only) {
+  size_t cap = 1 << 20;
+  char *t = calloc(1, cap);
+  strcat(t, "def @main(%a: Tensor[(4, 8), float32], %b: Tensor[(2, 3, 8), float32], "
+            "%w: Tensor[(32, 8), float32]) {\n  %0 = nn.dense(%a, ");
+  put_const(t, cap, "(32, 8)", 32 * 8);
+  strcat(t, ", units=32);\n  %1 = nn.dense(%b, ");
+  put_const(t, cap, "(16, 8)", 16 * 8);
+  strcat(t, ");\n  %2 = nn.dense(%a, ");
+  put_const(t, cap, "(8, 8)", 8 * 8);
+  strcat(t, ");\n  %3 = nn.dense(%a, %w);\n  %4 = nn.dense(%a, ");
+  put_const(t, cap, "(8, 32)", 8 * 32);
+  strcat(t, ", weight_layout=\"KN\");\n  (%0, %1, %2, %3, %4)\n}\n");
+  relay_module *m = lh_parse(ctx, t);
+  ck_assert_ptr_eq(relay_pass_lookup("AlterDenseLayout"), &relay_pass_alter_dense_layout);
+  const relay_pass *const *def;
+  int ndef = relay_default_pipeline(&def);
+  for (int i = 0; i < ndef; i++) ck_assert_ptr_ne(def[i], &relay_pass_alter_dense_layout);
+  run_pass(m, &relay_pass_infer_type, 3);
+  relay_func *f = relay_module_get(m, "main");
+  run_pass(m, &relay_pass_alter_dense_layout, 1);
+  ck_assert_ptr_eq(relay_module_get(m, "main"), f);
+  relay_call *before[5], *after[5];
+  dense_calls(m, 5, before);
+  run_pass(m, &relay_pass_alter_dense_layout, 2);
+  dense_calls(m, 5, after);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_str_eq(weight_layout(after[i]), "KN");
+    ck_assert_ptr_eq(after[i]->args[0], before[i]->args[0]);
+    ck_assert_int_eq(after[i]->args[1]->kind, RELAY_CALL);
+    relay_call *tr = (relay_call *)after[i]->args[1];
+    ck_assert_str_eq(tr->op, "transpose");
+    ck_assert_ptr_eq(tr->args[0], before[i]->args[1]);
+    ck_assert(relay_type_equal(m->arena, after[i]->type, before[i]->type));
+  }
+  const relay_attr *units = relay_attr_find(after[0]->nattrs, after[0]->attrs, "units");
+  ck_assert(units && units->i == 32);
+  for (int i = 2; i < 5; i++) ck_assert_ptr_eq(after[i], before[i]);
+
+  /* folded: element (n, k) of the old weight at (k, n) */
+  run_pass(m, &relay_pass_fold_constant, 3);
+  relay_call *folded[5];
+  dense_calls(m, 5, folded);
+  ck_assert_int_eq(folded[0]->args[1]->kind, RELAY_CONST);
+  const float *p0 = ((const relay_const *)before[0]->args[1])->data;
+  const float *p1 = ((const relay_const *)folded[0]->args[1])->data;
+  for (int n = 0; n < 32; n++)
+    for (int k = 0; k < 8; k++) ck_assert(p0[n * 8 + k] == p1[k * 32 + n]);
+  f = relay_module_get(m, "main");
+  run_pass(m, &relay_pass_alter_dense_layout, 3); /* again: nothing left to do */
+  ck_assert_ptr_eq(relay_module_get(m, "main"), f);
+  relay_module_free(m);
+  free(t);
+}
+END_TEST
+
+/* A two-layer MLP on rank-3 data (odd sizes, a per-column scale that FoldScaleAxis folds
+ * first): the build driver stores both weights [K, N], the kernels read no transpose and the
+ * model matches the interpreter; a model written with weight_layout KN and a scale after the
+ * dense (folded along the weight's second axis) too. */
+START_TEST(test_compile_dense_with_pass_matches_interpreter) {
+  size_t cap = 1 << 20;
+  char *t = calloc(1, cap);
+  strcat(t, "def @main(%x: Tensor[(3, 5, 24), float32]) {\n  %0 = nn.dense(%x, ");
+  put_const(t, cap, "(40, 24)", 40 * 24);
+  strcat(t, ");\n  %1 = multiply(%0, ");
+  put_const(t, cap, "(40,)", 40);
+  strcat(t, ");\n  %2 = nn.bias_add(%1, ");
+  put_const(t, cap, "(40,)", 40);
+  strcat(t, ", axis=2);\n  %3 = nn.relu(%2);\n  nn.dense(%3, ");
+  put_const(t, cap, "(17, 40)", 17 * 40);
+  strcat(t, ")\n}\n");
+  static float x[3 * 5 * 24];
+  uint64_t r = 5;
+  for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)lh_rand_uniform(&r, -1, 1);
+  int64_t xs[3] = {3, 5, 24}, ys[3] = {3, 5, 17};
+  compile_matches_interpreter(t, 3, xs, x, 3, ys, 3 * 5 * 17,
+                              (const char *const[]){"(24,40)f32", "(40,17)f32", NULL});
+
+  t[0] = 0;
+  strcat(t, "def @main(%x: Tensor[(6, 24), float32]) {\n  %0 = nn.dense(%x, ");
+  put_const(t, cap, "(24, 40)", 24 * 40);
+  strcat(t, ", weight_layout=\"KN\");\n  multiply(%0, ");
+  put_const(t, cap, "(40,)", 40);
+  strcat(t, ")\n}\n");
+  int64_t xs2[2] = {6, 24}, ys2[2] = {6, 40};
+  compile_matches_interpreter(t, 2, xs2, x, 2, ys2, 6 * 40,
+                              (const char *const[]){"(24,40)f32", NULL});
   free(t);
 }
 END_TEST
@@ -495,6 +610,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_pass_rewrites_eligible_convs_only);
   tcase_add_test(tc, test_pass_not_default_and_opt_level);
   tcase_add_test(tc, test_compile_with_pass_matches_interpreter);
+  tcase_add_test(tc, test_dense_pass_rewrites_eligible_only);
+  tcase_add_test(tc, test_compile_dense_with_pass_matches_interpreter);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -262,6 +262,17 @@ START_TEST(test_dense_types) {
   /* the symbolic reduction dimension must be provably equal */
   CK_ERR(KILN_ERR_TYPE, "(data (4, k), weight (10, 16))", "nn.dense",
          TYPES(SYM("4", "k"), F32(10, 16)), NOATTRS);
+  /* weight_layout KN: the weight is [K, N] */
+  CK_TYPE("Tensor[(2, 3, 10), float32]", "nn.dense", TYPES(F32(2, 3, 16), F32(16, 10)),
+          ATTRS(STR("weight_layout", "KN")));
+  CK_TYPE("Tensor[(4, 10), float32]", "nn.dense", TYPES(F32(4, 16), F32(16, 10)),
+          ATTRS(STR("weight_layout", "KN"), INT("units", 10)));
+  CK_ERR(KILN_ERR_TYPE,
+         "does not match the weight's first dimension (data (4, 16), weight (10, 16), "
+         "weight_layout KN)", "nn.dense", TYPES(F32(4, 16), F32(10, 16)),
+         ATTRS(STR("weight_layout", "KN")));
+  CK_ERR(KILN_ERR_TYPE, "weight_layout 'KX' is not supported (NK or KN)", "nn.dense",
+         TYPES(F32(4, 16), F32(16, 10)), ATTRS(STR("weight_layout", "KX")));
 }
 END_TEST
 
@@ -284,6 +295,13 @@ START_TEST(test_dense_kernel) {
   relay_tensor *r = run_op("nn.dense", INS(a, b), ATTRS(STR("out_dtype", "int32")));
   ck_assert(kiln_dtype_eq(r->dtype, KILN_INT32));
   ck_assert_double_eq(get(r, 0), -40000);
+  /* weight_layout KN: the same products with the weight stored [K, N] */
+  relay_tensor *wt = new_tensor(KILN_FLOAT32, SHAPE(5, 4));
+  for (int k = 0; k < 5; k++)
+    for (int j = 0; j < 4; j++) relay_tensor_set(wt, k * 4 + j, get(w, j * 5 + k));
+  relay_tensor *yt = run_op("nn.dense", INS(x, wt), ATTRS(STR("weight_layout", "KN")));
+  CK_SHAPE(yt, 2, 3, 4);
+  for (int i = 0; i < 24; i++) ck_assert_double_eq(get(yt, i), get(y, i));
 }
 END_TEST
 

@@ -279,10 +279,11 @@ START_TEST(pipeline_and_registry) {
     ck_assert_str_eq(p[i]->name, want[i]);
     ck_assert_ptr_eq(relay_pass_lookup(want[i]), p[i]);
   }
-  ck_assert_int_eq(relay_pass_count(), 9);
+  ck_assert_int_eq(relay_pass_count(), 10);
   ck_assert_ptr_eq(relay_pass_lookup("BindShapes"), &relay_pass_bind_shapes);
+  ck_assert_ptr_eq(relay_pass_lookup("AlterDenseLayout"), &relay_pass_alter_dense_layout);
   ck_assert_ptr_null(relay_pass_lookup("Nope"));
-  ck_assert_ptr_null(relay_pass_at(9));
+  ck_assert_ptr_null(relay_pass_at(10));
 }
 END_TEST
 

@@ -86,6 +86,37 @@ START_TEST(test_matmul_tile_structure) {
 }
 END_TEST
 
+/* Dense on [seq, batch, d] data (a Transformer's layout) with a batch of 1 or 4: the tile's
+ * rows are the sequence, not the batch (a 10 x 32 accumulator: 10 divides the 40 rows; not
+ * 1 x 32 or 4 x 32), and the kernel still computes what the reference computes. */
+START_TEST(test_dense_rows_skip_short_batch) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  static const int batches[] = {1, 4};
+  for (int b = 0; b < 2; b++) {
+    char text[400];
+    snprintf(text, sizeof text,
+             "def @main(%%x: Tensor[(40, %d, 24), float32], %%w: Tensor[(24, 32), float32]) {\n"
+             "  nn.dense(%%x, %%w, weight_layout=\"KN\")\n}\n", batches[b]);
+    relay_module *m = lh_parse(ctx, text);
+    ir_arena *a = ir_arena_new(ctx);
+    sch_schedule *s = scheduled(ctx, m, a, &avx512);
+    ir_func *low = NULL;
+    ir_lower_options o = {0, true};
+    ck_ok(ctx, ir_lower_func(ctx, a, s->func, &o, &low));
+    char *t = text_of(ctx, low);
+    bool tile = strstr(t, "[320i64], scope=\"local\"") != NULL;
+    if (!tile) fprintf(stderr, "%s\n", t);
+    ck_assert_msg(tile, "batch %d: the accumulator is not a 10 x 32 tile", batches[b]);
+    kiln_string_free(ctx, t);
+    sch_free(s);
+    ir_arena_free(a);
+    relay_module_free(m);
+    check_scheduled(ctx, text, 1e-5);
+  }
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 /* The default schedule's trace is data: JSON round trip, then replay on the unscheduled
  * function gives a structurally equal function. */
 START_TEST(test_default_trace_replays) {
@@ -399,6 +430,7 @@ static Suite *make_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_matmul_tile_structure);
   tcase_add_test(tc, test_default_trace_replays);
+  tcase_add_test(tc, test_dense_rows_skip_short_batch);
   tcase_add_test(tc, test_matmul_compiled);
   tcase_add_test(tc, test_groups_match_reference);
   tcase_add_test(tc, test_other_targets);

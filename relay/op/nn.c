@@ -307,11 +307,20 @@ static int axis_of(int64_t axis, int ndim) { return (int)(axis < 0 ? axis + ndim
 
 /* ==== nn.dense, nn.matmul, nn.batch_matmul ============================================== */
 
-enum { DN_UNITS, DN_OUT_DTYPE };
+enum { DN_UNITS, DN_OUT_DTYPE, DN_WEIGHT_LAYOUT };
 static const relay_attr_def dense_attrs[] = {
     {"units", RELAY_ATTR_INT, 0, 0, NULL, 0, {0}}, /* 0: taken from the weight */
     {"out_dtype", RELAY_ATTR_STR, 0, 0, "", 0, {0}},
+    /* "NK": w is [N, K] (PyTorch's Linear, ONNX Gemm with transB); "KN": w is [K, N], the
+     * output columns contiguous (AlterDenseLayout's choice for constant weights) */
+    {"weight_layout", RELAY_ATTR_STR, 0, 0, "NK", 0, {0}},
 };
+
+/* Whether a dense's weight is [K, N] (weight_layout "KN"); false for "NK". Type inference
+ * rejects any other value. */
+static bool dense_kn(relay_attr *const *attrs) {
+  return strcmp(attrs[DN_WEIGHT_LAYOUT]->s, "KN") == 0;
+}
 
 /* Checks the `units` attribute (0 or the number of output columns). */
 static bool check_units(relay_infer_ctx *c, const relay_attr *units, ir_expr *n) {
@@ -323,10 +332,15 @@ static bool check_units(relay_infer_ctx *c, const relay_attr *units, ir_expr *n)
   return false;
 }
 
-/* dense(x [..., K], w [N, K]) -> [..., N]: x times w transposed. */
+/* dense(x [..., K], w [N, K]) -> [..., N]: x times w transposed (w as [K, N] with
+ * weight_layout "KN"). */
 static relay_type *infer_dense(relay_infer_ctx *c, int nargs, relay_type *const *args,
                                relay_attr *const *attrs) {
   (void)nargs;
+  const relay_attr *wl = attrs[DN_WEIGHT_LAYOUT];
+  if (strcmp(wl->s, "NK") != 0 && strcmp(wl->s, "KN") != 0)
+    return relay_type_error(c, "weight_layout '%s' is not supported (NK or KN)", wl->s);
+  int kaxis = dense_kn(attrs) ? 0 : 1;
   const relay_tensor_type *x = tensor_arg(c, args, 0, -1, "data");
   const relay_tensor_type *w = x ? tensor_arg(c, args, 1, 2, "weight") : NULL;
   kiln_dtype odt;
@@ -337,15 +351,16 @@ static relay_type *infer_dense(relay_infer_ctx *c, int nargs, relay_type *const 
   if (x->ndim < 1)
     return relay_type_error(c, "data must have rank >= 1, got shape %s",
                             relay_shape_str(x, sx, sizeof sx));
-  if (!relay_dim_equal(c, x->shape[x->ndim - 1], w->shape[1]))
+  if (!relay_dim_equal(c, x->shape[x->ndim - 1], w->shape[kaxis]))
     return relay_type_error(c,
-                            "the data's last dimension does not match the weight's second "
-                            "dimension (data %s, weight %s)",
-                            relay_shape_str(x, sx, sizeof sx), relay_shape_str(w, sw, sizeof sw));
-  if (!check_units(c, attrs[DN_UNITS], w->shape[0])) return NULL;
+                            "the data's last dimension does not match the weight's %s "
+                            "dimension (data %s, weight %s%s)",
+                            kaxis ? "second" : "first", relay_shape_str(x, sx, sizeof sx),
+                            relay_shape_str(w, sw, sizeof sw), kaxis ? "" : ", weight_layout KN");
+  if (!check_units(c, attrs[DN_UNITS], w->shape[1 - kaxis])) return NULL;
   ir_expr *dims[RELAY_MAX_DIMS];
   for (int i = 0; i < x->ndim - 1; i++) dims[i] = x->shape[i];
-  dims[x->ndim - 1] = w->shape[0];
+  dims[x->ndim - 1] = w->shape[1 - kaxis];
   return relay_tensor_type_new(c->arena, odt, x->ndim, dims);
 }
 
@@ -354,12 +369,14 @@ static kiln_status eval_dense(relay_eval_ctx *c, int nargs, const relay_tensor *
   kiln_status st = check_call(c, "nn.dense", infer_dense, nargs, args, attrs, nouts, outs);
   if (st) return st;
   const relay_tensor *x = &args[0], *w = &args[1];
-  int64_t k = w->shape[1], n = w->shape[0], m = relay_tensor_numel(&outs[0]) / (n ? n : 1);
+  bool kn = dense_kn(attrs);
+  int64_t k = w->shape[kn ? 0 : 1], n = w->shape[kn ? 1 : 0];
+  int64_t m = relay_tensor_numel(&outs[0]) / (n ? n : 1);
   for (int64_t i = 0; i < m; i++)
     for (int64_t j = 0; j < n; j++) {
       double acc = 0;
       for (int64_t l = 0; l < k; l++)
-        acc += relay_tensor_get(x, i * k + l) * relay_tensor_get(w, j * k + l);
+        acc += relay_tensor_get(x, i * k + l) * relay_tensor_get(w, kn ? l * n + j : j * k + l);
       relay_tensor_set(&outs[0], i * n + j, acc);
     }
   return KILN_OK;
@@ -1710,7 +1727,7 @@ static kiln_status lower_pad(relay_lower_ctx *c, int nargs, ir_buffer *const *ar
 typedef struct mm_info {
   ir_buffer *a, *b;
   int rank;              /* of the output */
-  bool ta, tb;           /* matmul / batch_matmul: transposed operands */
+  bool ta, tb;           /* matmul / batch_matmul: transposed operands; dense: b is [K, N] */
   bool a_one, b_one;     /* batch_matmul: a batch of 1 (broadcast) */
   kiln_dtype odt;
 } mm_info;
@@ -1720,14 +1737,15 @@ static ir_expr *mac_term(relay_lower_ctx *c, kiln_dtype t, ir_expr *a, ir_expr *
   return ir_mul(c->arena, cast_to(c, t, a), cast_to(c, t, b));
 }
 
-/* dense: out[..., j] += x[..., k] * w[j, k]. */
+/* dense: out[..., j] += x[..., k] * w[j, k] (w[k, j] with weight_layout "KN"). */
 static ir_expr *dense_value(relay_lower_ctx *c, ir_var *const *it, void *ud) {
   const mm_info *m = ud;
   int r = m->rank;
   ir_expr *xi[RELAY_MAX_DIMS] = {0};
   for (int d = 0; d < r - 1; d++) xi[d] = var_e(it[d]);
   xi[r - 1] = var_e(it[r]);
-  ir_expr *wi[2] = {var_e(it[r - 1]), var_e(it[r])};
+  ir_expr *j = var_e(it[r - 1]), *k = var_e(it[r]);
+  ir_expr *wi[2] = {m->tb ? k : j, m->tb ? j : k};
   return mac_term(c, m->odt, load_at(c, m->a, xi), load_at(c, m->b, wi));
 }
 
@@ -1753,11 +1771,11 @@ static ir_expr *batch_matmul_value(relay_lower_ctx *c, ir_var *const *it, void *
 
 static kiln_status lower_dense(relay_lower_ctx *c, int nargs, ir_buffer *const *args,
                                relay_attr *const *attrs, int nouts, ir_buffer *const *outs) {
-  (void)attrs;
   kiln_status st = check_numeric_op(c, nargs, args, 2, nouts, outs);
   if (st) return st;
-  mm_info m = {.a = args[0], .b = args[1], .rank = outs[0]->ndim, .odt = outs[0]->h.dtype};
-  ir_expr *k = args[1]->shape[1];
+  mm_info m = {.a = args[0], .b = args[1], .rank = outs[0]->ndim, .odt = outs[0]->h.dtype,
+               .tb = dense_kn(attrs)};
+  ir_expr *k = args[1]->shape[m.tb ? 0 : 1];
   return emit(c, NULL, outs[0], 1, &k, RELAY_REDUCE_SUM, dense_value, &m);
 }
 
@@ -2602,7 +2620,7 @@ static kiln_status lower_resize2d(relay_lower_ctx *c, int nargs, ir_buffer *cons
 
 const relay_op relay_ops_nn[] = {
     {"nn.dense", 2, 2, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(dense_attrs), infer_dense, eval_dense,
-     "x [..., K] times w [N, K] transposed", lower_dense},
+     "x [..., K] times w [N, K] transposed (w [K, N] with weight_layout KN)", lower_dense},
     {"nn.matmul", 2, 2, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(matmul_attrs), infer_matmul, eval_matmul,
      "a [M, K] times b [K, N] (either transposed on request)", lower_matmul},
     {"nn.batch_matmul", 2, 2, RELAY_OUT_ELEMWISE_FUSABLE, ATTRS(batch_matmul_attrs),

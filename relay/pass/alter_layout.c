@@ -1,12 +1,20 @@
-/* alter_layout.c: AlterConvLayout. Every nn.conv2d on NCHW data with an OIHW kernel, one
- * group, a constant weight and at least 16 output channels gets kernel_layout "HWIO" and its
- * weight wrapped in transpose(axes=[2, 3, 1, 0]); FoldConstant then folds the transpose, so
- * the weights are stored in the new layout and nothing runs at inference time. With the
- * output channels innermost in the kernel, the conv2d lowering (relay/op/nn.c) reduces into a
- * channel-last accumulator that the default schedule vectorizes over output channels
- * (contiguous weight loads, broadcast inputs) instead of along the output row. The result's
- * layout (NCHW) does not change, so nothing around the conv2d is touched. Not in the default
- * pipeline: the build driver runs it for CPU targets (relay/build.c, optimize()). */
+/* alter_layout.c: weight layouts that suit the CPU schedules, for constant weights (the
+ * transposes are folded by FoldConstant, so the weights are stored in the new layout and
+ * nothing runs at inference time). Neither pass is in the default pipeline: the build driver
+ * runs them (relay/build.c, optimize()).
+ *
+ * AlterConvLayout: every nn.conv2d on NCHW data with an OIHW kernel, one group, a constant
+ * weight and at least 16 output channels gets kernel_layout "HWIO" and its weight wrapped in
+ * transpose(axes=[2, 3, 1, 0]). With the output channels innermost in the kernel, the conv2d
+ * lowering (relay/op/nn.c) reduces into a channel-last accumulator that the default schedule
+ * vectorizes over output channels (contiguous weight loads, broadcast inputs) instead of
+ * along the output row. The result's layout (NCHW) does not change.
+ *
+ * AlterDenseLayout: every nn.dense with a constant [N, K] weight (weight_layout "NK", the
+ * PyTorch Linear layout) and at least 16 output columns gets weight_layout "KN" and its
+ * weight wrapped in transpose(axes=[1, 0]): the schedule vectorizes over the output columns,
+ * which are then contiguous in the weight (with [N, K] a vector of them is a strided gather,
+ * ~8x slower). The result does not change. */
 #include <string.h>
 
 #include "relay/pass.h"
@@ -42,21 +50,32 @@ static bool wants_hwio(const relay_call *c) {
   return o && o->value >= MIN_OUT_CHANNELS;
 }
 
-/* conv2d(x, w, ..., kernel_layout="OIHW") -> conv2d(x, transpose(w, [2, 3, 1, 0]), ...,
- * kernel_layout="HWIO"), the other attributes kept. */
-static relay_expr *to_hwio(ir_arena *a, const relay_call *c) {
-  static const int64_t axes[4] = {2, 3, 1, 0};
-  relay_attr *ax = relay_attr_ints(a, "axes", 4, axes);
+/* Whether the dense pass applies to dense call c (see the top of the file). */
+static bool wants_kn(const relay_call *c) {
+  if (c->nargs != 2 || c->args[1]->kind != RELAY_CONST ||
+      strcmp(attr_str(c, "weight_layout", "NK"), "NK") != 0)
+    return false;
+  const relay_tensor_type *w = relay_as_tensor_type(relay_type_of(c->args[1]));
+  if (!w || w->ndim != 2) return false;
+  const ir_int_imm *n = ir_as_int(w->shape[0]);
+  return n && n->value >= MIN_OUT_CHANNELS;
+}
+
+/* Replaces (or adds) one string attribute of call c and its weight (argument 1) by
+ * transpose(weight, axes). */
+static relay_expr *with_layout(ir_arena *a, const relay_call *c, const char *key,
+                               const char *value, int naxes, const int64_t *axes) {
+  relay_attr *ax = relay_attr_ints(a, "axes", naxes, axes);
   relay_expr *w = ax ? relay_call_op(a, "transpose", 1, &c->args[1], 1, &ax) : NULL;
   relay_attr **attrs = ir_arena_alloc(a, sizeof *attrs * (size_t)(c->nattrs + 1));
-  relay_attr *kl = relay_attr_str(a, "kernel_layout", "HWIO");
+  relay_attr *kl = relay_attr_str(a, key, value);
   if (!w || !attrs || !kl) return NULL;
   int n = 0;
   bool replaced = false;
   for (int i = 0; i < c->nattrs; i++) {
-    bool is_kl = strcmp(c->attrs[i]->key, "kernel_layout") == 0;
-    attrs[n++] = is_kl ? kl : c->attrs[i];
-    replaced = replaced || is_kl;
+    bool is_key = strcmp(c->attrs[i]->key, key) == 0;
+    attrs[n++] = is_key ? kl : c->attrs[i];
+    replaced = replaced || is_key;
   }
   if (!replaced) attrs[n++] = kl;
   relay_expr *args[2] = {c->args[0], w};
@@ -67,26 +86,43 @@ static ir_node *visit(ir_mutator *mu, ir_node *n) {
   if (!relay_is_expr(n)) return n;
   if (n->kind == RELAY_FUNC && relay_func_is_primitive((relay_func *)n)) return n;
   ir_node *r = ir_mutate_children(mu, n);
-  if (r && is_op(r, "nn.conv2d") && wants_hwio((const relay_call *)r))
-    return to_hwio(mu->arena, (const relay_call *)r);
+  bool dense = *(const bool *)mu->ud;
+  const relay_call *c = (const relay_call *)r;
+  if (r && !dense && is_op(r, "nn.conv2d") && wants_hwio(c)) {
+    static const int64_t hwio[4] = {2, 3, 1, 0};
+    return with_layout(mu->arena, c, "kernel_layout", "HWIO", 4, hwio);
+  }
+  if (r && dense && is_op(r, "nn.dense") && wants_kn(c)) {
+    static const int64_t kn[2] = {1, 0};
+    return with_layout(mu->arena, c, "weight_layout", "KN", 2, kn);
+  }
   return r;
 }
 
 static relay_func *rewrite(relay_pass_ctx *pc, relay_module *m, relay_func *f, void *ud) {
   (void)pc;
-  (void)ud;
   ir_ptrmap memo;
   ir_ptrmap_init(&memo, m->ctx);
-  ir_mutator mu = {m->arena, visit, NULL, &memo, true};
+  ir_mutator mu = {m->arena, visit, ud, &memo, true};
   ir_node *r = relay_mutate_bottom_up(&mu, &f->h, NULL);
   ir_ptrmap_free(&memo);
   return (relay_func *)r;
 }
 
-static kiln_status run(relay_pass_ctx *pc, relay_module *m) {
-  return relay_rewrite_funcs(pc, m, "AlterConvLayout", rewrite, NULL);
+static kiln_status run_conv(relay_pass_ctx *pc, relay_module *m) {
+  static const bool dense = false;
+  return relay_rewrite_funcs(pc, m, "AlterConvLayout", rewrite, (void *)&dense);
+}
+
+static kiln_status run_dense(relay_pass_ctx *pc, relay_module *m) {
+  static const bool dense = true;
+  return relay_rewrite_funcs(pc, m, "AlterDenseLayout", rewrite, (void *)&dense);
 }
 
 const relay_pass relay_pass_alter_conv_layout = {
-    "AlterConvLayout", 2, run,
+    "AlterConvLayout", 2, run_conv,
     "conv2d kernels with constant OIHW weights -> HWIO (output channels innermost)"};
+
+const relay_pass relay_pass_alter_dense_layout = {
+    "AlterDenseLayout", 2, run_dense,
+    "dense with constant [N, K] weights -> weight_layout KN (output columns contiguous)"};

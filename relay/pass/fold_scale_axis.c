@@ -72,7 +72,7 @@ static bool producer_channel(const relay_call *p, channel *ch) {
   } else if (is_op(&p->h, "nn.dense")) {
     if (out->ndim < 1 || w->ndim != 2) return false;
     ch->axis = out->ndim - 1;
-    ch->waxis = 0;
+    ch->waxis = strcmp(attr_str(p, "weight_layout", "NK"), "KN") == 0 ? 1 : 0;
   } else {
     return false;
   }

@@ -17,7 +17,7 @@ static const relay_pass *const all_passes[] = {
     &relay_pass_fold_constant, &relay_pass_fold_scale_axis,
     &relay_pass_cse,           &relay_pass_dce,
     &relay_pass_fuse_ops,      &relay_pass_bind_shapes,
-    &relay_pass_alter_conv_layout,
+    &relay_pass_alter_conv_layout, &relay_pass_alter_dense_layout,
 };
 
 /* The default pipeline, in order. */
