@@ -24,7 +24,12 @@
 #include "schedule/schedule.h"
 
 /* How many generation attempts per wanted candidate before giving up on a small space. */
-enum { ATTEMPTS_PER_CANDIDATE = 4, MAX_KNOBS = 16, MAX_BUILD_THREADS = 16 };
+enum { ATTEMPTS_PER_CANDIDATE = 4, MAX_KNOBS = 16, MAX_BUILD_THREADS = 16, MAX_VARIANTS = 2 };
+
+/* The structures of the design space besides the default rules' own: the block annotation
+ * that selects each in the tile rule (schedule/rules.c): the cache-blocked structure (K
+ * split, KBLOCK_ANNOT) and the panel one (operand packed per parallel chunk, PANEL_ANNOT). */
+static const char *const VARIANT_ANNOTS[MAX_VARIANTS] = {"schedule.kblock", "schedule.panel"};
 
 /* Knobs: annotations of the default rules whose value is a decision of the design space
  * although the trace records it as a literal (annotate takes no RV): the search mutates the
@@ -98,7 +103,9 @@ struct tune_search_state {
   sch_schedule *def;   /* the default schedule: its trace is the design space */
   int nsamp;           /* sampling instructions of the default trace */
   int nknob;           /* annotate instructions whose literal is a decision (knobs) */
-  sch_schedule *alt;   /* the cache-blocked variant's schedule (a second base), or NULL */
+  sch_schedule *alts[MAX_VARIANTS]; /* the variants' schedules (more bases), nalts of them */
+  uint64_t alt_hash[MAX_VARIANTS];   /* their functions' structural hashes */
+  int nalts;
   int npatch;          /* knob values the next replay_trace sets (then puts back) */
   int patch_at[MAX_KNOBS];
   int64_t patch_value[MAX_KNOBS];
@@ -399,7 +406,10 @@ static int points_of(const sch_trace *t, int *points, int *nsamp) {
  * variant's) with every sampling instruction re-sampled and every knob drawn. */
 static kiln_status add_random(search *s, cand_list *to) {
   sch_schedule *base = s->def;
-  if (s->alt && rand_below(s, 2)) base = s->alt;
+  if (s->nalts) {
+    int b = rand_below(s, 1 + s->nalts);
+    if (b) base = s->alts[b - 1];
+  }
   const sch_trace *t = &base->trace;
   int *points = ir_malloc(s->ctx, sizeof(int) * (size_t)(t->ninsts + 1));
   if (!points) return KILN_ERR_NOMEM;
@@ -601,7 +611,7 @@ static int best_measured(search *s, int *idx) {
  * each; mutants of the default trace while nothing was measured ok),
  * then, once the model is trained, `generations` rounds of mutants of the best predicted. */
 static kiln_status fill_pool(search *s) {
-  if (s->nsamp + s->nknob == 0 && !s->alt) return KILN_OK; /* the default schedule alone */
+  if (s->nsamp + s->nknob == 0 && !s->nalts) return KILN_OK; /* the default schedule alone */
   int *parents = ir_malloc(s->ctx, sizeof(int) * (size_t)s->o.population);
   if (!parents) return KILN_ERR_NOMEM;
   int nparents = best_measured(s, parents);
@@ -1011,7 +1021,7 @@ static kiln_status register_task(search *s) {
   return st;
 }
 
-/* Collects the names of the reduction blocks of a function (for kblock_variant). */
+/* Collects the names of the reduction blocks of a function (for add_variant). */
 typedef struct block_names {
   int n;
   const char *names[64];
@@ -1026,13 +1036,19 @@ static bool reduction_names_visit(ir_node *n, void *ud) {
   return !ir_is_expr(n);
 }
 
-/* The second base trace of the space: the default rules applied to a copy of the function
- * whose reduction blocks carry "schedule.kblock", which makes the tile rule build its
- * cache-blocked variant (schedule/rules.c, kblock_tile). The trace is replayed on the
- * unmarked function (instructions name blocks and loops, never that annotation), and kept
- * in s->alt when that works and gives another function than the default; otherwise the
- * space has the default trace alone (s->alt NULL, the error cleared). */
-static kiln_status kblock_variant(search *s, const sch_target_info *ti) {
+/* Whether a function with hash h is the default's or a variant's already. */
+static bool is_base(const search *s, uint64_t h) {
+  bool found = h == s->default_hash;
+  for (int i = 0; i < s->nalts; i++) found |= s->alt_hash[i] == h;
+  return found;
+}
+
+/* Another base trace of the space: the default rules applied to a copy of the function whose
+ * reduction blocks carry the annotation, which makes the tile rule build one of its variants
+ * (schedule/rules.c). The trace is replayed on the unmarked function (instructions name
+ * blocks and loops, never that annotation), and kept in s->alts when that works and gives a
+ * function the space does not have yet; otherwise it is left out (the error cleared). */
+static kiln_status add_variant(search *s, const sch_target_info *ti, const char *annot) {
   sch_schedule *mark = sch_new(s->ctx, s->f, s->o.seed), *marked = NULL, *alt = NULL;
   if (!mark) return s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM;
   block_names names = {0};
@@ -1043,7 +1059,7 @@ static kiln_status kblock_variant(search *s, const sch_target_info *ti) {
   for (int i = 0; !st && i < names.n; i++) {
     sch_rv b;
     st = sch_get_block(mark, names.names[i], &b);
-    if (!st) st = sch_annotate(mark, b, "schedule.kblock", one);
+    if (!st) st = sch_annotate(mark, b, annot, one);
   }
   if (!st && names.n > 0) {
     marked = sch_new(s->ctx, mark->func, s->o.seed);
@@ -1057,8 +1073,9 @@ static kiln_status kblock_variant(search *s, const sch_target_info *ti) {
   }
   uint64_t h = 0;
   if (!st && alt) st = ir_structural_hash(s->ctx, &alt->func->h, &h);
-  if (!st && alt && h != s->default_hash) {
-    s->alt = alt;
+  if (!st && alt && !is_base(s, h) && s->nalts < MAX_VARIANTS) {
+    s->alt_hash[s->nalts] = h;
+    s->alts[s->nalts++] = alt;
     alt = NULL;
   }
   if (alt) sch_free(alt);
@@ -1071,7 +1088,7 @@ static kiln_status kblock_variant(search *s, const sch_target_info *ti) {
   return st;
 }
 
-/* The default schedule (its decision points counted), the cache-blocked variant, and the
+/* The default schedule (its decision points counted), the variants, and the
  * default candidates queued after the warm-start ones. */
 static kiln_status setup_space(search *s) {
   s->def = sch_new(s->ctx, s->f, s->o.seed);
@@ -1086,7 +1103,8 @@ static kiln_status setup_space(search *s) {
     if (knob_of(&tr->insts[i])) s->nknob++;
   }
   if ((st = ir_structural_hash(s->ctx, &s->def->func->h, &s->default_hash))) return st;
-  return kblock_variant(s, &ti);
+  for (int i = 0; !st && i < MAX_VARIANTS; i++) st = add_variant(s, &ti, VARIANT_ANNOTS[i]);
+  return st;
 }
 
 static kiln_status queue_default(search *s) {
@@ -1097,9 +1115,9 @@ static kiln_status queue_default(search *s) {
     st = ir_fail(s->ctx, IR_NO_SPAN, KILN_ERR_INTERNAL,
                  "tune_search: the default schedule's trace does not replay on '%s'",
                  s->f->name);
-  /* the cache-blocked variant's defaults next: the first point of the second structure */
-  if (!st && s->alt)
-    st = add_candidate(s, &s->alt->trace, 0, NULL, s->o.seed, "variant", &s->forced);
+  /* the variants' defaults next: the first point of each other structure */
+  for (int i = 0; !st && i < s->nalts; i++)
+    st = add_candidate(s, &s->alts[i]->trace, 0, NULL, s->o.seed, "variant", &s->forced);
   return st;
 }
 
@@ -1111,7 +1129,7 @@ static void search_free(search *s) {
   list_free(s, &s->forced);
   list_free(s, &s->pool);
   list_free(s, &s->picks);
-  if (s->alt) sch_free(s->alt);
+  for (int i = 0; i < s->nalts; i++) sch_free(s->alts[i]);
   sch_free(s->def);
   if (s->ref) tune_reference_free(ctx, s->ref);
   tune_cost_model_free(s->model);

@@ -35,6 +35,11 @@ enum { PARALLEL_MIN_WORK = 4096, MAX_LOOPS = 32 };
  * set by the tuner on a copy of the function, never by the lowering). */
 #define KBLOCK_ANNOT "schedule.kblock"
 
+/* The block annotation that selects the panel variant of the tile rule (the tuner's third
+ * structure, set like KBLOCK_ANNOT): the vector-axis operand packed per parallel chunk by
+ * default, chunks sized so that the packed panels fit half the L2 cache (panel_inner). */
+#define PANEL_ANNOT "schedule.panel"
+
 /* A refused primitive (KILN_ERR_SCHEDULE) is a rule not applying: clear and go on. Other
  * errors (memory, internal) stop the rules. */
 #define TRY_SOFT(st, call)                                           \
@@ -51,6 +56,13 @@ const char *sch_block_annot(const ir_block *b, const char *key) {
       return v ? v->value : NULL;
     }
   return NULL;
+}
+
+/* Whether a block carries an annotation (any value). */
+static bool has_annot(const ir_block *b, const char *key) {
+  for (int i = 0; i < b->nannots; i++)
+    if (strcmp(b->annots[i]->key, key) == 0) return true;
+  return false;
 }
 
 static bool is_param(const ir_func *f, const ir_buffer *b) {
@@ -184,18 +196,36 @@ static kiln_status vectorize_tail(sch_schedule *s, sch_rv block, ir_var *outer) 
   return KILN_OK;
 }
 
+/* The panel variant's serial part of the fused tile loop (split_parallel): whole column
+ * panels of `rows` row tiles each (the row tiles are the inner part of the fused loop), as
+ * many as fit half the L2 cache once packed (`panel_bytes` each), but at least 2 parallel
+ * chunks per thread when there are that many panels; 1 (no serial part) when nothing fits. */
+static int64_t panel_inner(const sch_target_info *t, int64_t fused, int64_t rows,
+                           int64_t panel_bytes) {
+  int64_t budget = t->l2_bytes > 0 ? t->l2_bytes / 2 : 256 << 10;
+  if (rows < 1 || panel_bytes < 1 || fused % rows != 0) return 1;
+  int64_t panels = fused / rows, per = budget / panel_bytes;
+  int64_t threads = t->num_threads > 0 ? t->num_threads : 1;
+  while (per > 1 && panels / per < 2 * threads) per--;
+  while (per > 1 && panels % per != 0) per--;
+  return per >= 1 ? per * rows : 1;
+}
+
 /* Splits the fused outer loop of a tile into (parallel part, serial part) with a sampled
- * perfect tile whose default decision is (extent, 1). The tuner thereby chooses how many
+ * perfect tile whose default decision is (extent / serial_default, serial_default), serial
+ * part 1 unless a variant asks otherwise. The tuner thereby chooses how many
  * tiles one parallel iteration runs, which is also the granularity a packed operand can be
  * computed at (pack_operand). A loop without a constant extent is left alone. */
-static kiln_status split_parallel(sch_schedule *s, sch_rv loop, sch_rv *par, sch_rv *serial) {
+static kiln_status split_parallel(sch_schedule *s, sch_rv loop, int64_t serial_default,
+                                  sch_rv *par, sch_rv *serial) {
   ir_for *f;
   kiln_status st = sch_get_for(s, "default rules", loop, &f);
   if (st) return st;
   const ir_int_imm *e = ir_as_int(f->extent);
   if (!e || e->value < 2) return KILN_OK;
+  if (serial_default < 1 || e->value % serial_default != 0) serial_default = 1;
   sch_rv parts[2];
-  if ((st = split2(s, loop, e->value, 1, 0, parts))) return st;
+  if ((st = split2(s, loop, e->value, serial_default, 0, parts))) return st;
   *par = parts[0];
   *serial = parts[1];
   return KILN_OK;
@@ -252,18 +282,12 @@ static kiln_status pack_operand(sch_schedule *s, sch_rv block) {
   sch_rv copy, loc;
   TRY_SOFT(st, sch_cache_read(s, block, index, "global", &copy));
   if (st != KILN_OK) return KILN_OK;
-  const int64_t inline_decision = -2;
-  TRY_SOFT(st, sch_sample_compute_location(s, copy, &inline_decision, &loc));
+  /* the panel variant packs per parallel chunk (the outermost loop, candidate 0) */
+  const int64_t default_decision = has_annot(blk, PANEL_ANNOT) ? 0 : -2;
+  TRY_SOFT(st, sch_sample_compute_location(s, copy, &default_decision, &loc));
   if (st != KILN_OK) return KILN_OK;
   TRY_SOFT(st, sch_compute_at(s, copy, loc, true));
   return KILN_OK;
-}
-
-/* Whether a block carries an annotation (any value). */
-static bool has_annot(const ir_block *b, const char *key) {
-  for (int i = 0; i < b->nannots; i++)
-    if (strcmp(b->annots[i]->key, key) == 0) return true;
-  return false;
 }
 
 /* The cache-blocked variant of the tile rule, a second structure of the design space: the
@@ -427,9 +451,10 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
   if (rows_cap > 12) rows_cap = 12;
   if (rows_cap < 1) rows_cap = 1;
   sch_rv ipair[2] = {SCH_RV_NONE, SCH_RV_NONE};
+  int64_t rows_tile = 1;
   if (nsp >= 2) {
     int il = spatial[nsp - 2];
-    int64_t it = divisor_at_most(li.extent[il], rows_cap);
+    int64_t it = rows_tile = divisor_at_most(li.extent[il], rows_cap);
     if ((st = split2(s, li.rv[il], li.extent[il], it, rows_cap, ipair))) return st;
   }
 
@@ -474,7 +499,17 @@ static kiln_status tile_rule(sch_schedule *s, const sch_target_info *t, sch_rv b
    * a serial part; the default keeps it all parallel (a serial part of 1) */
   sch_rv tiles = outer;
   bool parallel = work_of(&li) >= PARALLEL_MIN_WORK;
-  if (parallel && (st = split_parallel(s, outer, &outer, &tiles))) return st;
+  int64_t serial = 1;
+  if (has_annot(blk, PANEL_ANNOT) && nsp >= 2 && !sch_conv_is_channel_last(blk)) {
+    /* the fused loop is (other spatial) x column tiles x row tiles, row tiles innermost; a
+     * packed panel is the reduction times the tile's columns */
+    int64_t row_tiles = li.extent[spatial[nsp - 2]] / rows_tile, fused = row_tiles * (ej / jt);
+    int64_t panel = jt * kiln_dtype_bytes(out->h.dtype);
+    for (int k = 0; k < nsp - 2; k++) fused *= li.extent[spatial[k]];
+    for (int k = 0; k < nred; k++) panel *= li.extent[red[k]];
+    serial = panel_inner(t, fused, row_tiles, panel);
+  }
+  if (parallel && (st = split_parallel(s, outer, serial, &outer, &tiles))) return st;
   if (parallel) TRY_SOFT(st, sch_parallel(s, outer));
   if (nsp >= 2) TRY_SOFT(st, sch_unroll(s, ipair[1]));
   TRY_SOFT(st, sch_vectorize(s, jpair[1]));
@@ -509,7 +544,8 @@ static kiln_status reduce_rule(sch_schedule *s, sch_rv block) {
   return KILN_OK;
 }
 
-/* Step 4: an elementwise block writing an output: fuse, split by the vector width. */
+/* Step 4: an elementwise block writing an output: the row split by the vector width when it
+ * is a multiple of it, the rest fused; else everything fused, then split by the width. */
 static kiln_status elementwise_rule(sch_schedule *s, const sch_target_info *t, sch_rv block) {
   loop_info li;
   kiln_status st = loops_of(s, block, &li);
@@ -518,6 +554,25 @@ static kiln_status elementwise_rule(sch_schedule *s, const sch_target_info *t, s
   ir_block_realize *r;
   if ((st = sch_get_realize(s, "default rules", block, &r))) return st;
   int lanes = lanes_for(t, written_dtype(r->block));
+  /* a row that is a whole number of vectors: split the row by the vector width and fuse the
+   * rest, so that a vector is a contiguous piece of a row (indices taken apart once per
+   * vector, not per lane by vector division) */
+  int64_t row = li.extent[li.n - 1];
+  if (li.n >= 2 && row >= lanes && row % lanes == 0) {
+    sch_rv parts[2], factors[2] = {sch_int(s, -1), sch_int(s, lanes)}, outer;
+    if (factors[0] == SCH_RV_NONE || factors[1] == SCH_RV_NONE) return KILN_ERR_NOMEM;
+    TRY_SOFT(st, sch_split(s, li.rv[li.n - 1], 2, factors, parts));
+    if (st == KILN_OK) {
+      sch_rv loops[MAX_LOOPS + 1];
+      for (int i = 0; i < li.n - 1; i++) loops[i] = li.rv[i];
+      loops[li.n - 1] = parts[0];
+      TRY_SOFT(st, sch_fuse(s, li.n, loops, &outer));
+      if (st != KILN_OK) outer = parts[0];
+      TRY_SOFT(st, sch_vectorize(s, parts[1]));
+      if (work_of(&li) >= PARALLEL_MIN_WORK) TRY_SOFT(st, sch_parallel(s, outer));
+      return KILN_OK;
+    }
+  }
   sch_rv fused = li.rv[0];
   if (li.n >= 2) {
     TRY_SOFT(st, sch_fuse(s, li.n, li.rv, &fused));

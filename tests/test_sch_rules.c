@@ -262,6 +262,96 @@ static float *run_on_data(kiln_context *ctx, const ir_func *f) {
   return args[f->nparams - 1];
 }
 
+/* Lowers a scheduled function, runs it on run_on_data's data and checks its n outputs against
+ * want (the unscheduled function's). */
+static void ck_lowered_matches(kiln_context *ctx, ir_arena *a, ir_func *scheduled,
+                               const float *want, size_t n) {
+  ir_func *low = NULL;
+  ck_ok(ctx, ir_lower_func(ctx, a, scheduled, NULL, &low));
+  float *got = run_on_data(ctx, low);
+  for (size_t k = 0; k < n; k++) ck_assert_float_eq_tol(got[k], want[k], 1e-3);
+  free(got);
+}
+
+/* An elementwise group whose rows are whole vectors (32 floats): the row is split by the
+ * vector width and the rest fused, so the vector loads and stores are contiguous pieces of a
+ * row with no per-lane division of a fused index; the kernel computes what the reference
+ * does. A row of 12 keeps the fuse-everything schedule and is right too. */
+START_TEST(test_elementwise_rows_of_vectors) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  static const char *text =
+      "def @main(%x: Tensor[(3, 5, 32), float32], %y: Tensor[(3, 5, 32), float32]) {\n"
+      "  %0 = add(%x, %y);\n  exp(%0)\n}\n";
+  relay_module *m = lh_parse(ctx, text);
+  ir_arena *a = ir_arena_new(ctx);
+  sch_schedule *s = scheduled(ctx, m, a, &avx512);
+  ir_func *low = NULL;
+  ck_ok(ctx, ir_lower_func(ctx, a, s->func, NULL, &low));
+  char *t = text_of(ctx, low);
+  bool vec = strstr(t, "ramp(") != NULL;
+  bool lane_div = strstr(t, "// broadcast(") != NULL || strstr(t, "%% broadcast(") != NULL;
+  if (!vec || lane_div) fprintf(stderr, "%s\n", t);
+  ck_assert_msg(vec && !lane_div, "rows not vectorized as contiguous pieces");
+  kiln_string_free(ctx, t);
+  sch_free(s);
+  ir_arena_free(a);
+  relay_module_free(m);
+  check_scheduled(ctx, text, 1e-5);
+  check_scheduled(ctx,
+                  "def @main(%x: Tensor[(2, 7, 12), float32]) {\n  exp(%x)\n}\n", 1e-5);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* The decision of the nth instruction of a kind in a trace (which: its index). */
+static int64_t trace_decision(const sch_schedule *s, int kind, int nth, int which) {
+  for (int i = 0; i < s->trace.ninsts; i++)
+    if (s->trace.insts[i].kind == kind && nth-- == 0) return s->trace.insts[i].decision[which];
+  ck_abort_msg("no instruction %s", sch_inst_name(kind));
+  return 0;
+}
+
+/* The panel variant (the tuner's third structure, a block annotation): B packed per parallel
+ * chunk by default (compute location 0) and chunks of whole column panels sized to half the
+ * L2 cache, at least 2 chunks per thread: 256 x 512 x 1024 with an 8 x 32 tile: panels of
+ * 1024 x 32 floats (128 KiB), 4 per chunk (512 KiB), chunks of 4 x 32 row tiles; with K = 96
+ * one panel per chunk, and the kernel computes what the unscheduled one does. */
+START_TEST(test_panel_variant) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  static const struct {
+    const char *text;
+    int64_t serial;
+    bool run;
+  } cases[] = {
+      {"def @main(%a: Tensor[(256, 1024), float32], %b: Tensor[(1024, 512), float32]) {\n"
+       "  nn.matmul(%a, %b)\n}\n", 128, false},
+      {"def @main(%a: Tensor[(64, 96), float32], %b: Tensor[(96, 128), float32]) {\n"
+       "  nn.matmul(%a, %b)\n}\n", 8, true}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    relay_module *m = lh_parse(ctx, cases[c].text);
+    ir_arena *a = ir_arena_new(ctx);
+    ir_func *pf = lh_lower(ctx, m, "main", a);
+    sch_schedule *s = sch_new(ctx, pf, 1);
+    sch_rv blk;
+    ck_ok(ctx, sch_get_block(s, "matmul", &blk));
+    ck_ok(ctx, sch_annotate(s, blk, "schedule.panel", ir_int(s->arena, KILN_INT64, 1)));
+    ck_ok(ctx, sch_apply_default_rules(s, &avx512));
+    ck_ok(ctx, ir_verify_func(ctx, s->func));
+    ck_assert_int_eq(trace_decision(s, SCH_INST_SAMPLE_COMPUTE_LOCATION, 0, 0), 0);
+    ck_assert_int_eq(trace_decision(s, SCH_INST_SAMPLE_PERFECT_TILE, 2, 1), cases[c].serial);
+    if (cases[c].run) {
+      float *want = run_on_data(ctx, s->orig);
+      ck_lowered_matches(ctx, a, s->func, want, 64 * 128);
+      free(want);
+    }
+    sch_free(s);
+    ir_arena_free(a);
+    relay_module_free(m);
+  }
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
 /* The default schedule is one point of the design space the tuner samples: re-sampling every
  * decision of its trace (other tile sizes) must still replay, verify and compute the same
  * thing, for several seeds. */
@@ -295,11 +385,7 @@ START_TEST(test_design_space_replays) {
                     kiln_context_errmsg(ctx));
       ck_ok(ctx, ir_verify_func(ctx, r->func));
       distinct += !ir_structural_equal(ctx, &r->func->h, &s->func->h);
-      ir_func *low = NULL;
-      ck_ok(ctx, ir_lower_func(ctx, a, r->func, NULL, &low));
-      float *got = run_on_data(ctx, low);
-      for (size_t k = 0; k < nout; k++) ck_assert_float_eq_tol(got[k], want[k], 1e-3);
-      free(got);
+      ck_lowered_matches(ctx, a, r->func, want, nout);
       sch_free(r);
     }
     ck_assert_int_gt(distinct, 0);
@@ -431,6 +517,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_matmul_tile_structure);
   tcase_add_test(tc, test_default_trace_replays);
   tcase_add_test(tc, test_dense_rows_skip_short_batch);
+  tcase_add_test(tc, test_panel_variant);
+  tcase_add_test(tc, test_elementwise_rows_of_vectors);
   tcase_add_test(tc, test_matmul_compiled);
   tcase_add_test(tc, test_groups_match_reference);
   tcase_add_test(tc, test_other_targets);

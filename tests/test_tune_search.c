@@ -539,8 +539,9 @@ static int64_t decision_in(kiln_context *ctx, const char *json, int kind, int nt
 
 /* The decisions the tile rule adds (parallel split, packing location, the unroll knob) are
  * explored: over 40 trials with a deterministic fake measurement, each takes other values
- * than its default in some measured candidates of the default structure, candidates of the
- * cache-blocked variant are measured too, and every measured trace replays. */
+ * than its default in some measured candidates of the default structure, the variants'
+ * defaults are measured right after the default and candidates of the cache-blocked variant
+ * later too, and every measured trace replays. */
 START_TEST(test_new_decisions_explored) {
   kiln_context *ctx = kiln_test_new_ctx();
   task tk = task_new(ctx, MATMUL);
@@ -561,6 +562,12 @@ START_TEST(test_new_decisions_explored) {
   ck_assert_int_eq(par0, 1);
   ck_assert_int_eq(decision_in(ctx, log.json[0], SCH_INST_SAMPLE_COMPUTE_LOCATION, 0, 0), -2);
   ck_assert_int_eq(decision_in(ctx, log.json[0], SCH_INST_ANNOTATE, 0, 0), 0);
+  /* the variants' defaults next: the cache-blocked one (no local accumulator), then the
+   * panel one (B packed per parallel chunk, a chunk being a column panel of 8 row tiles) */
+  ck_assert_ptr_null(strstr(log.json[1], "\"cache_write\""));
+  ck_assert_ptr_nonnull(strstr(log.json[2], "\"cache_write\""));
+  ck_assert_int_eq(decision_in(ctx, log.json[2], SCH_INST_SAMPLE_COMPUTE_LOCATION, 0, 0), 0);
+  ck_assert_int_eq(decision_in(ctx, log.json[2], SCH_INST_SAMPLE_PERFECT_TILE, 2, 1), 8);
   int par = 0, packed = 0, unrolled = 0, variant = 0;
   for (int i = 1; i < log.n; i++) {
     check_replays(ctx, tk.f, log.json[i]);
