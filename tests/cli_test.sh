@@ -133,6 +133,14 @@ expect 0 "parallel(" "$kiln" lower "$tmp/net.relay" --bind n=1
 expect 0 "block \"conv2d\"" "$kiln" lower "$tmp/net.relay" --bind n=1 --schedule none --no-pipeline
 mkdir -p "$tmp/traces"
 expect 0 "func @fused_nn_softmax" "$kiln" lower "$tmp/net.relay" --bind n=1 --trace-out "$tmp/traces"
+# a trace folder that does not exist: the reason, not a bogus "out of memory"
+expect 1 "cannot write '$tmp/no/such/dir/fused_nn_.*': No such file or directory" \
+  "$kiln" lower "$tmp/net.relay" --bind n=1 --trace-out "$tmp/no/such/dir"
+if "$kiln" lower "$tmp/net.relay" --bind n=1 --trace-out "$tmp/no/such/dir" 2>&1 >/dev/null |
+    grep -q "out of memory"; then
+  echo "FAIL: kiln lower --trace-out into a missing folder reports out of memory"
+  failures=$((failures + 1))
+fi
 f=fused_nn_conv2d_nn_bias_add_nn_relu
 if ! grep -q '"kind": *"sample_perfect_tile"' "$tmp/traces/$f.json"; then
   echo "FAIL: kiln lower --trace-out wrote no trace for $f"; failures=$((failures + 1))

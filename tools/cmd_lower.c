@@ -7,6 +7,7 @@
  *              [--schedule default|none] [--replay TRACE.json] [--trace-out DIR]
  *              [--no-pipeline] [-o OUT]
  * main() in kiln.c calls kiln_cmd_lower with the arguments after "lower". */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,7 @@ static int fail_ctx(kiln_context *ctx, const char *what) {
 static int lower_one(kiln_context *ctx, const lower_options *o, const sch_target_info *ti,
                      const sch_trace *replay, ir_func *pf, FILE *out) {
   int rc = 1;
+  bool io_failed = false; /* the trace file could not be written (said so already) */
   ir_arena *a = ir_arena_new(ctx);
   sch_schedule *s = a ? sch_new(ctx, pf, 1) : NULL;
   if (!s) goto done;
@@ -168,16 +170,23 @@ static int lower_one(kiln_context *ctx, const lower_options *o, const sch_target
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.json", o->trace_out, pf->name);
     FILE *tf = fopen(path, "w");
+    int err = tf ? 0 : errno;
     size_t wrote = tf ? fwrite(json, 1, len, tf) : 0;
+    if (tf && wrote != len) err = errno;
     ir_free(ctx, json, len + 1);
-    if (!tf || wrote != len || fclose(tf) != 0) {
-      fprintf(stderr, "kiln lower: cannot write '%s'\n", path);
+    if (tf && fclose(tf) != 0 && !err) err = errno;
+    if (!tf || wrote != len || err) {
+      fprintf(stderr, "kiln lower: cannot write '%s': %s\n", path,
+              strerror(err ? err : EIO));
+      rc = 1;
+      io_failed = true;
       goto done;
     }
   }
   rc = 0;
 done:
-  if (rc && !kiln_context_errcode(ctx)) fprintf(stderr, "kiln lower: out of memory\n");
+  if (rc && !io_failed && !kiln_context_errcode(ctx))
+    fprintf(stderr, "kiln lower: out of memory\n");
   sch_free(s);
   ir_arena_free(a);
   return rc;
