@@ -31,6 +31,10 @@ import subprocess
 import sys
 import time
 
+# PyTorch's BLAS (OpenBLAS on Debian) picks its kernels for this CPU (see bench/run.sh): set
+# before torch is imported, which loads OpenBLAS.
+os.environ.pop("OPENBLAS_CORETYPE", None)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 ALL_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer"]
