@@ -127,13 +127,22 @@ static double kind_peak(const tuner *tn, const task_state *k) {
  *       beta * flops / peak    (the task reaching 1/beta of the best throughput a task of
  *                               the same kind reached: a matmul far slower than its
  *                               siblings probably has room left),
- *     minus g.
+ *     minus g; the second one's distance to g halved for every round since the task's best
+ *     last improved (a kernel that cannot reach its siblings' throughput, e.g. a
+ *     memory-bound 1x1 convolution among 3x3 ones, stops drawing every round).
  *   slope = alpha * back + (1 - alpha) * ahead (<= 0), and the gain is -w * slope.
  *
  * The weight turns a kernel's latency into its share of the end-to-end latency, so a kernel
  * called often or in heavy buckets gets more trials; the ahead term shrinks as 1/t, so tasks
  * that had few trials keep being visited. A task without an ok measurement has no g: gain 0
  * (the random picks still reach it). */
+/* Rounds of task k since its best last improved (0: its last round improved it). */
+static int stale_rounds(const task_state *k) {
+  int n = 0;
+  for (int i = k->nhist - 1; i > 0 && !(k->hist[i].best < k->hist[i - 1].best); i--) n++;
+  return n;
+}
+
 static double expected_gain(const tuner *tn, const task_state *k) {
   double g = best_of(k);
   int t = trials_of(k);
@@ -149,6 +158,9 @@ static double expected_gain(const tuner *tn, const task_state *k) {
   double peak = kind_peak(tn, k);
   if (k->flops > 0 && peak > 0) {
     double reach = tn->o.beta * k->flops / peak;
+    /* the siblings' promise fades with every round that did not improve the task (else a
+     * kernel that cannot reach their throughput keeps the rounds forever) */
+    if (reach < g) reach = g - (g - reach) * ldexp(1.0, -stale_rounds(k));
     if (reach < next) next = reach;
   }
   double ahead = next - g;

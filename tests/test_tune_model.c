@@ -166,6 +166,7 @@ static bool logs_equal(const trace_log *a, const trace_log *b) {
  * tuning has something to find). Optionally sleeps, to spend time. */
 typedef struct fake {
   double scale[MAX_TASKS];
+  bool flat[MAX_TASKS]; /* every candidate of the task as slow as its default */
   uint64_t default_hash[MAX_TASKS];
   double sleep_s;
   trace_log log;
@@ -183,7 +184,9 @@ static kiln_status fake_measure(void *ud, int task, kiln_context *ctx, const ir_
     nanosleep(&ts, NULL);
   }
   memset(out, 0, sizeof *out);
-  double f = h == fk->default_hash[task] ? 1.0 : 0.3 + 0.7 * (double)((h >> 11) % 1000) / 1000.0;
+  double f = h == fk->default_hash[task] || fk->flat[task]
+                 ? 1.0
+                 : 0.3 + 0.7 * (double)((h >> 11) % 1000) / 1000.0;
   out->status = TUNE_OK;
   out->median_s = out->min_s = out->max_s = fk->scale[task] * 1e-6 * f;
   out->repeats = 3;
@@ -503,6 +506,37 @@ START_TEST(test_scheduler_favours_gain) {
   tune_model_report_free(r);
   log_free(&fk.log);
   tmp_db_remove(&d);
+  task_set_free(&ts);
+  kiln_test_done_ctx(ctx);
+}
+END_TEST
+
+/* A kernel that never improves and runs far below the throughput of a sibling of its kind
+ * (the same op) does not keep the rounds: the optimistic "reach the siblings" term fades with
+ * its rounds without improvement, so the improving sibling gets most rounds. */
+START_TEST(test_scheduler_stuck_task_fades) {
+  kiln_context *ctx = kiln_test_new_ctx();
+  task_set ts;
+  task_set_init(ctx, &ts);
+  /* 8 kflop in 50 us (0.16 GFLOP/s) vs 1.8 Mflop from 400 us down to ~120 us (~15 GFLOP/s):
+   * the stuck kernel is faster in absolute terms but far below its sibling's throughput */
+  task_set_add(&ts, "stuck",
+               "def @main(%a: Tensor[(16, 16), float32], %b: Tensor[(16, 16), float32]) {\n"
+               "  nn.matmul(%a, %b)\n}\n", 1);
+  task_set_add(&ts, "sibling", MATMUL_SMALL, 1);
+  fake fk;
+  fake_init(&fk, &ts, (double[]){50, 400});
+  fk.flat[0] = true;
+  tune_model_opts o = fake_opts(&fk);
+  o.trials = 80;
+  o.eps_random = 0;
+  tune_model_report *r = NULL;
+  ck_ok(ctx, tune_model_tasks(ctx, &ts.tasks, 1, &ts.host, NULL, &o, &r));
+  ck_assert_double_eq(r->tasks[0].best_s, r->tasks[0].default_s); /* it never improved */
+  int stuck = rounds_of(r, 0), sibling = rounds_of(r, 1);
+  ck_assert_msg(stuck < sibling, "stuck %d rounds, sibling %d", stuck, sibling);
+  tune_model_report_free(r);
+  log_free(&fk.log);
   task_set_free(&ts);
   kiln_test_done_ctx(ctx);
 }
@@ -1339,6 +1373,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_flops);
   tcase_add_test(tc, test_scheduler_favours_gain);
   tcase_add_test(tc, test_scheduler_weights);
+  tcase_add_test(tc, test_scheduler_stuck_task_fades);
   tcase_add_test(tc, test_scheduler_small_budget);
   tcase_add_test(tc, test_scheduler_reproducible);
   tcase_add_test(tc, test_time_budget);
