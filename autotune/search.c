@@ -704,6 +704,24 @@ static kiln_status ensure_reference(search *s) {
   return make_reference(s);
 }
 
+/* Replays a trace (JSON, parsed into arena a) on f in a new schedule of ctx (*out; NULL on
+ * failure, the error on ctx). */
+static kiln_status replay_json(kiln_context *ctx, ir_arena *a, const ir_func *f,
+                               const char *json, uint64_t seed, sch_schedule **out) {
+  *out = NULL;
+  sch_trace tr;
+  kiln_status st = sch_trace_from_json(ctx, a, json, &tr);
+  if (st) return st;
+  sch_schedule *sch = sch_new(ctx, f, seed);
+  if (!sch) return ctx->code ? ctx->code : KILN_ERR_NOMEM;
+  if ((st = sch_replay(sch, &tr, 0, NULL))) {
+    sch_free(sch);
+    return st;
+  }
+  *out = sch;
+  return KILN_OK;
+}
+
 /* Replays a trace (JSON) on f and compiles the result for t, all in ctx: touches nothing else
  * but f and t (read only), so builder threads with contexts of their own run it at once. */
 static kiln_status replay_and_build(kiln_context *ctx, const ir_func *f, const tgt_target *t,
@@ -711,13 +729,8 @@ static kiln_status replay_and_build(kiln_context *ctx, const ir_func *f, const t
   *out = NULL;
   ir_arena *a = ir_arena_new(ctx);
   if (!a) return KILN_ERR_NOMEM;
-  sch_trace tr;
-  kiln_status st = sch_trace_from_json(ctx, a, json, &tr);
-  sch_schedule *sch = NULL;
-  if (!st) {
-    sch = sch_new(ctx, f, seed);
-    st = sch ? sch_replay(sch, &tr, 0, NULL) : (ctx->code ? ctx->code : KILN_ERR_NOMEM);
-  }
+  sch_schedule *sch;
+  kiln_status st = replay_json(ctx, a, f, json, seed, &sch);
   if (!st) st = tune_build(ctx, t, sch->func, out);
   sch_free(sch);
   ir_arena_free(a);
@@ -788,13 +801,8 @@ static kiln_status measure(search *s, cand *c, tune_result *r) {
     slow_limits(s, &mo);
     return tune_measure(s->ctx, p->k, s->f, &mo, refs, r);
   }
-  sch_trace t;
-  st = sch_trace_from_json(s->ctx, s->scratch, c->json, &t);
-  sch_schedule *sch = NULL;
-  if (!st) {
-    sch = sch_new(s->ctx, s->f, c->seed);
-    st = sch ? sch_replay(sch, &t, 0, NULL) : (s->ctx->code ? s->ctx->code : KILN_ERR_NOMEM);
-  }
+  sch_schedule *sch;
+  st = replay_json(s->ctx, s->scratch, s->f, c->json, c->seed, &sch);
   if (st) {
     if (!is_hard(st)) {
       tune_result_fail(r, TUNE_BUILD_ERROR, kiln_context_errmsg(s->ctx));
@@ -989,7 +997,7 @@ static kiln_status run_steps(search *s, int max_trials, int *measured) {
       int want = s->round_batch - s->round_measured;
       if (max_trials - *measured < want) want = max_trials - *measured;
       if (want > from->n) want = from->n;
-      if ((st = ensure_reference(s)) || (st = prebuild(s, from->v, want))) break;
+      if ((st = prebuild(s, from->v, want))) break;
     }
     cand c = list_take(from, 0);
     if ((st = measure_and_keep(s, &c))) break;

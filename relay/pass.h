@@ -125,6 +125,12 @@ kiln_status relay_post_order(kiln_context *ctx, relay_expr *root, bool enter_fun
 typedef kiln_status (*relay_let_hook)(ir_mutator *mu, relay_let *let);
 ir_node *relay_mutate_bottom_up(ir_mutator *mu, relay_expr *root, relay_let_hook at_let_body);
 
+/* The usual body of a pass's function rewrite: a memoizing mutator (visit, ud, definitions
+ * visited) run over f in m's arena by relay_mutate_bottom_up. NULL on error. */
+relay_func *relay_mutate_func(relay_module *m, relay_func *f,
+                              ir_node *(*visit)(ir_mutator *mu, ir_node *n), void *ud,
+                              relay_let_hook at_let_body);
+
 /* The status for a mutator that returned NULL: the context's error, or an internal one. */
 kiln_status relay_pass_error(kiln_context *ctx, const char *pass);
 

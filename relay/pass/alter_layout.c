@@ -101,12 +101,7 @@ static ir_node *visit(ir_mutator *mu, ir_node *n) {
 
 static relay_func *rewrite(relay_pass_ctx *pc, relay_module *m, relay_func *f, void *ud) {
   (void)pc;
-  ir_ptrmap memo;
-  ir_ptrmap_init(&memo, m->ctx);
-  ir_mutator mu = {m->arena, visit, ud, &memo, true};
-  ir_node *r = relay_mutate_bottom_up(&mu, &f->h, NULL);
-  ir_ptrmap_free(&memo);
-  return (relay_func *)r;
+  return relay_mutate_func(m, f, visit, ud, NULL);
 }
 
 static kiln_status run_conv(relay_pass_ctx *pc, relay_module *m) {

@@ -110,14 +110,10 @@ static relay_func *rewrite(relay_pass_ctx *pc, relay_module *m, relay_func *f, v
   cse C;
   if (!(C.scratch = ir_arena_new(m->ctx))) return NULL;
   ir_ptrmap_init(&C.table, m->ctx);
-  ir_ptrmap memo;
-  ir_ptrmap_init(&memo, m->ctx);
-  ir_mutator mu = {m->arena, visit, &C, &memo, true};
-  ir_node *r = relay_mutate_bottom_up(&mu, &f->h, NULL);
-  ir_ptrmap_free(&memo);
+  relay_func *r = relay_mutate_func(m, f, visit, &C, NULL);
   ir_ptrmap_free(&C.table);
   ir_arena_free(C.scratch);
-  return (relay_func *)r;
+  return r;
 }
 
 static kiln_status run(relay_pass_ctx *pc, relay_module *m) {

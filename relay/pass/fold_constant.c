@@ -100,12 +100,7 @@ static ir_node *visit(ir_mutator *mu, ir_node *n) {
 static relay_func *rewrite(relay_pass_ctx *pc, relay_module *m, relay_func *f, void *ud) {
   (void)pc;
   (void)ud;
-  ir_ptrmap memo;
-  ir_ptrmap_init(&memo, m->ctx);
-  ir_mutator mu = {m->arena, visit, m, &memo, true};
-  ir_node *r = relay_mutate_bottom_up(&mu, &f->h, let_const);
-  ir_ptrmap_free(&memo);
-  return (relay_func *)r;
+  return relay_mutate_func(m, f, visit, m, let_const);
 }
 
 static kiln_status run(relay_pass_ctx *pc, relay_module *m) {

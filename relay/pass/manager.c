@@ -209,6 +209,17 @@ ir_node *relay_mutate_bottom_up(ir_mutator *mu, relay_expr *root, relay_let_hook
   return st ? NULL : ir_mutate(mu, root);
 }
 
+relay_func *relay_mutate_func(relay_module *m, relay_func *f,
+                              ir_node *(*visit)(ir_mutator *mu, ir_node *n), void *ud,
+                              relay_let_hook at_let_body) {
+  ir_ptrmap memo;
+  ir_ptrmap_init(&memo, m->ctx);
+  ir_mutator mu = {m->arena, visit, ud, &memo, true};
+  ir_node *r = relay_mutate_bottom_up(&mu, &f->h, at_let_body);
+  ir_ptrmap_free(&memo);
+  return (relay_func *)r;
+}
+
 kiln_status relay_pass_error(kiln_context *ctx, const char *pass) {
   if (ctx->code) return ctx->code;
   return ir_fail(ctx, IR_NO_SPAN, KILN_ERR_INTERNAL, "%s failed without an error message", pass);
