@@ -696,6 +696,14 @@ START_TEST(test_misuse) {
   o.measure_batch = 0;
   ck_assert_int_eq(tune_search(ctx, tk.f, &tk.host, NULL, &o, &r), KILN_ERR_MISUSE);
   ck_errmsg_has(ctx, "measure_batch 0");
+  o = quick_opts();
+  o.build_threads = -1;
+  ck_assert_int_eq(tune_search(ctx, tk.f, &tk.host, NULL, &o, &r), KILN_ERR_MISUSE);
+  ck_errmsg_has(ctx, "build_threads -1");
+  o = quick_opts();
+  o.slow_factor = -2;
+  ck_assert_int_eq(tune_search(ctx, tk.f, &tk.host, NULL, &o, &r), KILN_ERR_MISUSE);
+  ck_errmsg_has(ctx, "slow_factor -2");
   ck_assert_ptr_null(r.best_trace_json);
   task_free(&tk);
   kiln_test_done_ctx(ctx);
